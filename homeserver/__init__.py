@@ -1,0 +1,1 @@
+"""Myelin homeserver: the core (accounts, rooms, events, sync, …). See DESIGN.md."""

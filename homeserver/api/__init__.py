@@ -1,0 +1,1 @@
+"""HTTP endpoints: thin functions that check parameters and call handlers."""

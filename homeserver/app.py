@@ -1,0 +1,143 @@
+"""Composition root: builds every object once and hands each what it needs.
+
+Only this module (and __main__) imports from every package. `build()` is
+used by `python -m homeserver`, by the in-process tests (with a fake
+reactor and an inline database runner) and by CLI tools.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from homeserver.config import HomeserverConfig
+from homeserver.handlers.auth import AuthHandler
+from homeserver.http.router import Router
+from homeserver.http.site import MyelinSite, RootResource
+from homeserver.keys import load_or_create_signing_key
+from homeserver.storage.database import Database, InlineRunner, ThreadRunner, make_engine
+from homeserver.storage.prepare import prepare_database
+from homeserver.storage.stores.events import EventStore
+from homeserver.storage.stores.rooms import MembershipStore, RoomStore
+from homeserver.storage.stores.state import StateStore
+from homeserver.storage.stores.users import UserStore
+from homeserver.streams.change_cache import StreamChangeCache
+from homeserver.streams.ids import SimpleIdGenerator, StreamIdGenerator
+from homeserver.streams.notifier import Notifier
+from homeserver.streams.tokens import StreamToken
+from homeserver.util.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+
+class _Step:
+    """Logs a start-up step with its duration."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+
+    def __exit__(self, *exc: Any) -> None:
+        logger.info("start-up: %s in %.3fs", self.name, time.monotonic() - self.start)
+
+
+class HomeServer:
+    """Everything `build()` made, for __main__, tests and tools to reach."""
+
+    def __init__(self) -> None:
+        self.config: HomeserverConfig
+        self.reactor: Any
+        self.clock: Clock
+        self.db: Database
+        self.router: Router
+        self.resource: RootResource
+        self.server_name: str
+        self.signing_key: Any
+
+    def make_site(self, max_body_size: int | None = None) -> MyelinSite:
+        return MyelinSite(self.resource, max_body_size or max(self.config.media.max_upload_size, 10 * 1024 * 1024),
+                          reactor=self.reactor)
+
+
+def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) -> HomeServer:
+    """Build the homeserver.
+
+    Args:
+        config: the loaded configuration.
+        reactor: the Twisted reactor (a MemoryReactorClock in tests).
+        inline_db: run database work synchronously (in-process tests).
+    """
+    hs = HomeServer()
+    hs.config = config
+    hs.reactor = reactor
+    hs.clock = clock = Clock(reactor)
+    hs.server_name = server_name = config.server.server_name
+
+    with _Step("signing key"):
+        hs.signing_key = load_or_create_signing_key(config.keys.signing_key_path)
+
+    with _Step("database"):
+        engine = make_engine(config.database.name, dict(config.database.args))
+        if inline_db:
+            runner: Any = InlineRunner()
+        else:
+            size = 1 if engine.name == "sqlite" else int(config.database.args.get("cp_max", 10))
+            runner = ThreadRunner(reactor, size)
+        hs.db = db = Database(engine, runner)
+        prepare_database(db)
+
+    with _Step("stores"):
+        users = UserStore(db)
+        users.init_blocking()
+        rooms = RoomStore(db)
+        events = EventStore(db, rooms)
+        state = StateStore(db)
+        members = MembershipStore(db)
+        max_stream, min_stream = events.get_max_stream_ordering_blocking()
+        event_ids = StreamIdGenerator("events", max_stream)
+        backfill_ids = StreamIdGenerator("backfill", min_stream, step=-1)
+        state_group_ids = SimpleIdGenerator(state.get_max_group_blocking())
+        room_changes = StreamChangeCache("room_events", max_stream)
+    hs.users, hs.rooms, hs.events, hs.state, hs.members = users, rooms, events, state, members
+    hs.event_ids, hs.backfill_ids, hs.state_group_ids = event_ids, backfill_ids, state_group_ids
+    hs.room_changes = room_changes
+
+    # Every stream's current position; other streams register themselves below.
+    stream_positions: dict[str, Any] = {"events": event_ids.get_current}
+
+    def current_token() -> StreamToken:
+        return StreamToken(**{name: fn() for name, fn in stream_positions.items()})
+
+    hs.stream_positions = stream_positions
+    hs.notifier = notifier = Notifier(clock, current_token)
+
+    hs.auth = auth = AuthHandler(users, clock)
+    hs.router = router = Router()
+
+    # ---- client API: server discovery and capabilities ----------------------
+    from homeserver.api.client import versions as versions_api
+
+    versions_api.register(router, config)
+
+    # ---- accounts (registration, login, devices, UIA) ----------------------
+    # ---- profiles, account data, filters, tags ----------------------------
+    # ---- rooms, events, membership, messages ------------------------------
+    # ---- sync ---------------------------------------------------------------
+    # ---- admin API ------------------------------------------------------------
+
+    hs.resource = RootResource(router, auth.authenticate, observer=getattr(hs, "request_observer", None))
+    return hs
+
+
+def start_listening(hs: HomeServer) -> None:
+    """Bind every configured listener (real reactor only)."""
+    for listener in hs.config.server.listeners:
+        if listener.type != "http":
+            continue
+        site = hs.make_site()
+        for addr in listener.bind_addresses or ["127.0.0.1"]:
+            hs.reactor.listenTCP(listener.port, site, interface=addr)
+            logger.info("listening on %s:%d", addr, listener.port)

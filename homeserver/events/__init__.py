@@ -1,0 +1,1 @@
+"""Events: building (prev/auth events, signing), checks, and the one persist path."""

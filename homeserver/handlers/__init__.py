@@ -1,0 +1,1 @@
+"""Handlers: the logic of one spec area each. No SQL, no HTTP objects."""

@@ -1,0 +1,60 @@
+"""Access tokens → Requester (the authenticator the HTTP edge calls)."""
+
+from __future__ import annotations
+
+from homeserver.errors import MatrixError
+from homeserver.http.requester import Requester
+from homeserver.http.router import HttpRequest
+from homeserver.storage.stores.users import UserStore
+from homeserver.util.clock import Clock
+
+
+def get_access_token(request: HttpRequest) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth is not None:
+        parts = auth.split(" ", 1)
+        if len(parts) == 2 and parts[0].lower() == "bearer" and parts[1].strip():
+            return parts[1].strip()
+        raise MatrixError("M_MISSING_TOKEN", "Invalid Authorization header", status=401)
+    token = request.query("access_token")
+    return token or None
+
+
+class AuthHandler:
+    def __init__(self, users: UserStore, clock: Clock) -> None:
+        self._users = users
+        self._clock = clock
+        # Extra authenticators (e.g. application services' as_token) tried first.
+        self.appservice_lookup = None
+
+    async def authenticate(self, request: HttpRequest, required: bool) -> Requester | None:
+        token = get_access_token(request)
+        if token is None:
+            if required:
+                raise MatrixError("M_MISSING_TOKEN", "Missing access token")
+            return None
+        request.access_token = token
+        if self.appservice_lookup is not None:
+            requester = await self.appservice_lookup(request, token)
+            if requester is not None:
+                return requester
+        return await self.get_requester_for_token(token)
+
+    async def get_requester_for_token(self, token: str) -> Requester:
+        info = await self._users.get_token_info(token)
+        if info is None:
+            raise MatrixError("M_UNKNOWN_TOKEN", "Unknown access token", soft_logout=False)
+        if info.valid_until_ts is not None and info.valid_until_ts < self._clock.time_msec():
+            # Expired (refreshable) tokens: the client should refresh, not log out.
+            raise MatrixError("M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
+        if info.deactivated:
+            raise MatrixError("M_UNKNOWN_TOKEN", "User is deactivated", soft_logout=False)
+        user_id = info.puppets_user_id or info.user_id
+        return Requester(
+            user_id=user_id,
+            device_id=info.device_id,
+            access_token_id=info.token_id,
+            is_guest=info.is_guest,
+            authenticated_entity=info.user_id if info.puppets_user_id else None,
+            is_admin=info.is_admin and not info.puppets_user_id,
+        )

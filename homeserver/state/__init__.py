@@ -1,0 +1,1 @@
+"""State: each room's head (forward extremities, depth, current state) and state at events."""

@@ -1,0 +1,1 @@
+"""One module per table family; each `*Store` owns its tables and caches."""

@@ -1,0 +1,135 @@
+"""Wakes exactly the long-polling syncs that can see a change.
+
+Waiters are indexed by user ID and by room ID; a change wakes the waiters
+under the keys it names, never a scan of every waiting user. See
+streams/README.md for the no-lost-wake-up rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+from twisted.internet import defer
+
+from homeserver.streams.tokens import StreamToken
+
+logger = logging.getLogger(__name__)
+
+
+class _Waiter:
+    __slots__ = ("user_id", "room_ids", "deferred", "done")
+
+    def __init__(self, user_id: str, room_ids: frozenset[str]) -> None:
+        self.user_id = user_id
+        self.room_ids = room_ids
+        self.deferred: defer.Deferred[bool] = defer.Deferred()
+        self.done = False
+
+
+class Notifier:
+    """Index of waiting syncs by user and room.
+
+    Args:
+        clock: the injected clock (timeouts).
+        current_token: returns the current position of every stream.
+    """
+
+    def __init__(self, clock, current_token: Callable[[], StreamToken]) -> None:
+        self._clock = clock
+        self._current_token = current_token
+        self._by_user: dict[str, set[_Waiter]] = {}
+        self._by_room: dict[str, set[_Waiter]] = {}
+        self.wakeups = 0
+        # Other components (federation sender, pushers, appservices) follow
+        # the events stream through these callbacks.
+        self._event_listeners: list[Callable[[str, int], None]] = []
+
+    def current_token(self) -> StreamToken:
+        return self._current_token()
+
+    @property
+    def waiter_count(self) -> int:
+        return len({w for s in self._by_user.values() for w in s})
+
+    def add_event_listener(self, cb: Callable[[str, int], None]) -> None:
+        self._event_listeners.append(cb)
+
+    async def wait(self, user_id: str, room_ids: Iterable[str], seen: StreamToken, timeout_ms: int) -> bool:
+        """Wait until something the user may see changes, or the timeout.
+
+        Args:
+            seen: the token the caller has already computed its answer up to.
+                If the current token is already past it, return at once.
+
+        Returns:
+            True if woken by a change, False on timeout.
+        """
+        if self._current_token().is_after(seen):
+            return True
+        if timeout_ms <= 0:
+            return False
+        waiter = _Waiter(user_id, frozenset(room_ids))
+        self._by_user.setdefault(user_id, set()).add(waiter)
+        for room_id in waiter.room_ids:
+            self._by_room.setdefault(room_id, set()).add(waiter)
+        timer = self._clock.call_later(timeout_ms / 1000.0, self._fire, waiter, False)
+        try:
+            return await waiter.deferred
+        finally:
+            if timer.active():
+                timer.cancel()
+            self._remove(waiter)
+
+    def _remove(self, waiter: _Waiter) -> None:
+        s = self._by_user.get(waiter.user_id)
+        if s is not None:
+            s.discard(waiter)
+            if not s:
+                del self._by_user[waiter.user_id]
+        for room_id in waiter.room_ids:
+            s = self._by_room.get(room_id)
+            if s is not None:
+                s.discard(waiter)
+                if not s:
+                    del self._by_room[room_id]
+
+    def _fire(self, waiter: _Waiter, woken: bool) -> None:
+        if waiter.done:
+            return
+        waiter.done = True
+        if woken:
+            self.wakeups += 1
+        waiter.deferred.callback(woken)
+
+    def _wake(self, waiters: Iterable[_Waiter]) -> None:
+        for w in list(waiters):
+            self._fire(w, True)
+
+    def on_new_room_event(self, room_id: str, stream_ordering: int, extra_users: Iterable[str] = ()) -> None:
+        """A new event in a room (after commit)."""
+        waiters = self._by_room.get(room_id)
+        if waiters:
+            self._wake(waiters)
+        for user_id in extra_users:
+            w = self._by_user.get(user_id)
+            if w:
+                self._wake(w)
+        for cb in self._event_listeners:
+            try:
+                cb(room_id, stream_ordering)
+            except Exception:
+                logger.exception("event listener failed")
+
+    def on_new_room_ephemeral(self, room_id: str) -> None:
+        """Typing or receipts changed in a room."""
+        waiters = self._by_room.get(room_id)
+        if waiters:
+            self._wake(waiters)
+
+    def on_user_change(self, user_ids: Iterable[str]) -> None:
+        """Account data, to-device, presence, device lists… for these users."""
+        for user_id in user_ids:
+            w = self._by_user.get(user_id)
+            if w:
+                self._wake(w)

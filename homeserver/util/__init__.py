@@ -1,0 +1,1 @@
+"""Clock-aware helpers shared by every layer: clock, linearizer, caches, tasks."""
