@@ -88,6 +88,8 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
             runner = ThreadRunner(reactor, size)
         hs.db = db = Database(engine, runner)
         prepare_database(db)
+    # CPU-heavy work (password hashing, thumbnails) runs here, off the reactor.
+    hs.cpu_runner = InlineRunner() if inline_db else ThreadRunner(reactor, 2, name="cpu")
 
     with _Step("stores"):
         users = UserStore(db)
@@ -125,7 +127,52 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     # ---- accounts (registration, login, devices, UIA) ----------------------
     # ---- profiles, account data, filters, tags ----------------------------
     # ---- rooms, events, membership, messages ------------------------------
+    from homeserver.api.client import rooms as rooms_api
+    from homeserver.events.builder import EventBuilder
+    from homeserver.events.persist import EventPersister
+    from homeserver.events.serialize import EventSerializer
+    from homeserver.handlers.membership import MembershipHandler
+    from homeserver.handlers.room_creation import RoomCreationHandler
+    from homeserver.handlers.room_reads import RoomReadHandler
+    from homeserver.handlers.send import EventSender
+    from homeserver.handlers.visibility import VisibilityHandler
+    from homeserver.state.heads import RoomHeads
+    from homeserver.storage.stores.rooms import VisibilityStore
+    from homeserver.util.ratelimit import Ratelimiter
+
+    rl = config.ratelimiting
+    hs.heads = heads = RoomHeads(db, state)
+    hs.builder = builder = EventBuilder(server_name, hs.signing_key, clock, events, state_group_ids)
+    hs.persister = persister = EventPersister(db, clock, events, state, rooms, members, heads, event_ids,
+                                              room_changes, notifier)
+    hs.serializer = serializer = EventSerializer(events, clock)
+    persister.add_listener(serializer.on_events_persisted)
+    hs.visibility = visibility = VisibilityHandler(VisibilityStore(db), members)
+    persister.add_listener(visibility.on_events_persisted)
+    hs.sender = sender = EventSender(builder, persister, heads, events, rooms,
+                                     Ratelimiter("rc_message", rl.rc_message, clock))
+    hs.membership = membership = MembershipHandler(
+        server_name, sender, rooms, members, getattr(hs, "profile_handler", None),
+        Ratelimiter("rc_joins.local", rl.rc_joins.local, clock),
+        Ratelimiter("rc_invites.per_user", rl.rc_invites.per_user, clock))
+    if hasattr(hs, "profile_handler"):
+        hs.profile_handler.profile_change_listeners.append(membership.update_profile_in_rooms)
+    hs.room_creation = RoomCreationHandler(server_name, clock, builder, sender, rooms, membership,
+                                           config.server.default_room_version,
+                                           Ratelimiter("rc_room_creation", rl.rc_room_creation, clock))
+    hs.room_reads = RoomReadHandler(events, state, rooms, members, visibility, serializer, event_ids,
+                                    notifier.current_token)
+    rooms_api.register(router, creation=hs.room_creation, membership=membership, sender=sender,
+                       reads=hs.room_reads, rooms=rooms, members=members, server_name=server_name)
+
     # ---- sync ---------------------------------------------------------------
+    from homeserver.api.client import sync as sync_api
+    from homeserver.sync.handler import SyncHandler
+
+    hs.sync_handler = SyncHandler(clock, notifier, events, state, members, visibility, serializer,
+                                  room_changes, getattr(hs, "account_data", None))
+    sync_api.register(router, hs.sync_handler, getattr(hs, "filter_store", None))
+
     # ---- admin API ------------------------------------------------------------
 
     hs.resource = RootResource(router, auth.authenticate, observer=getattr(hs, "request_observer", None))

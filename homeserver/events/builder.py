@@ -26,21 +26,6 @@ MAX_PREV_EVENTS = 10
 _RANDOM = secrets.SystemRandom()
 
 
-class _Ref:
-    """Enough of an event for auth_types_for_event."""
-
-    def __init__(self, pdu: dict[str, Any]) -> None:
-        self.pdu = pdu
-        self.type = pdu["type"]
-        self.state_key = pdu.get("state_key")
-        self.sender = pdu["sender"]
-        self.content = pdu.get("content", {})
-        self.membership = self.content.get("membership") if self.type == "m.room.member" else None
-
-    def is_state(self) -> bool:
-        return "state_key" in self.pdu
-
-
 class EventBuilder:
     def __init__(self, server_name: str, signing_key: Any, clock: Clock, event_store: EventStore,
                  state_group_ids: SimpleIdGenerator) -> None:
@@ -61,6 +46,7 @@ class EventBuilder:
         state_key: str | None = None,
         redacts: str | None = None,
         origin_server_ts: int | None = None,
+        local_events: dict[str, Event] | None = None,
     ) -> tuple[Event, EventContext]:
         """Build and sign one event on top of ``head`` (mutated to include it).
 
@@ -95,13 +81,17 @@ class EventBuilder:
             state = head.state
         auth_ids: list[str] = []
         if not is_create:
-            for key in auth_rules.auth_types_for_event(room_version, _Ref(pdu)):
+            for key in auth_rules.auth_types_for_event(room_version, pdu):
                 eid = state.get(key)
                 if eid is not None:
                     auth_ids.append(eid)
         pdu["depth"] = depth
         if room_version.event_format == EventFormat.V1:
-            refs = await self._events.get_events(prev_ids + auth_ids, allow_rejected=True)
+            local = local_events or {}
+            refs = {e: local[e] for e in prev_ids + auth_ids if e in local}
+            missing = [e for e in prev_ids + auth_ids if e not in refs]
+            if missing:
+                refs.update(await self._events.get_events(missing, allow_rejected=True))
             pdu["prev_events"] = [[e, {"sha256": refs[e].hashes.get("sha256", "")}] for e in prev_ids if e in refs]
             pdu["auth_events"] = [[e, {"sha256": refs[e].hashes.get("sha256", "")}] for e in auth_ids if e in refs]
             pdu["event_id"] = make_v1_event_id(self._server_name, _RANDOM)

@@ -232,3 +232,40 @@ class MembershipStore:
             args.extend(ms)
         rows = await self._db.execute("get_members", sql, *args)
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+class VisibilityStore:
+    """What history visibility needs: visibility changes and a user's membership changes."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._hv: LruCache[str, list[tuple[int, str]]] = LruCache("history_visibility", 50_000)
+
+    def invalidate_room(self, room_id: str) -> None:
+        self._hv.pop(room_id)
+
+    async def get_visibility_changes(self, room_id: str) -> list[tuple[int, str]]:
+        """(stream_ordering, history_visibility) of every change, oldest first."""
+        cached = self._hv.get(room_id)
+        if cached is not None:
+            return cached
+        import orjson
+
+        rows = await self._db.execute(
+            "hv_changes",
+            "SELECT stream_ordering, json FROM events WHERE room_id = ? AND type = 'm.room.history_visibility'"
+            " AND state_key = '' AND outlier = 0 AND rejected_reason IS NULL AND stream_ordering IS NOT NULL"
+            " ORDER BY stream_ordering", room_id)
+        out = []
+        for so, js in rows:
+            value = orjson.loads(js).get("content", {}).get("history_visibility")
+            out.append((so, value if isinstance(value, str) else "shared"))
+        self._hv.set(room_id, out)
+        return out
+
+    async def get_user_membership_changes(self, room_id: str, user_id: str) -> list[tuple[int, str]]:
+        rows = await self._db.execute(
+            "user_membership_changes",
+            "SELECT stream_ordering, membership FROM membership_history WHERE room_id = ? AND user_id = ?"
+            " ORDER BY stream_ordering", room_id, user_id)
+        return [(r[0], r[1]) for r in rows]

@@ -1,0 +1,42 @@
+"""The `myelin` section: Myelin's own features, under one key so they never
+collide with a Synapse option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeserver.config.options import DURATION, HOUR, option
+
+
+@dataclass(frozen=True)
+class DeliveryReceiptsConfig:
+    """`myelin.delivery_receipts`."""
+
+    enabled: bool = option(
+        True,
+        "Accept and relay io.myelin.delivered receipts: a recipient's client marks a "
+        "message delivered to its device, before it is read.",
+    )
+
+
+@dataclass(frozen=True)
+class StatusPostsConfig:
+    """`myelin.status_posts`."""
+
+    enabled: bool = option(True, "Allow status posts (short-lived updates).")
+    lifetime: int = option(
+        24 * HOUR, "A status post expires this long after it was posted.", kind=DURATION
+    )
+
+
+@dataclass(frozen=True)
+class MyelinConfig:
+    """Myelin-only features."""
+
+    delivery_receipts: DeliveryReceiptsConfig = option(
+        DeliveryReceiptsConfig(), "The io.myelin.delivered receipt type."
+    )
+    status_posts: StatusPostsConfig = option(
+        StatusPostsConfig(), "Status posts that expire."
+    )

@@ -1,0 +1,1 @@
+"""/sync: built from the stream sources between two tokens."""
