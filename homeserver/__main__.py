@@ -50,8 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"A config file has been generated in {path} for server name {args.server_name!r}.")
         return 0
 
+    overrides = None
+    if not args.config_path:
+        # Zero-setup development run: built-in defaults (SQLite under ./data,
+        # listener on 127.0.0.1:8008 only) plus open registration, so a local
+        # client can sign up at once. Any -c file switches this off.
+        overrides = {
+            "enable_registration": True,
+            "enable_registration_without_verification": True,
+            "public_baseurl": "http://localhost:8008/",
+        }
     try:
-        config = load_config(args.config_path)
+        config = load_config(args.config_path, overrides=overrides)
     except ConfigError as e:
         print(f"Error in configuration: {e}", file=sys.stderr)
         return 1
@@ -61,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from homeserver import app
 
+    if overrides is not None:
+        logging.getLogger("homeserver").warning(
+            "no -c config given: running with development defaults (SQLite in ./data, "
+            "open registration on 127.0.0.1:8008 only)")
     hs = app.build(config, reactor)
     app.start_listening(hs)
     reactor.run()
