@@ -53,6 +53,7 @@ class RoomCreationHandler:
         self._membership = membership
         self._default_version = default_room_version
         self._limiter = room_creation_limiter
+        self._last_create_ts = 0
 
     async def create_room(self, requester: Requester, body: dict[str, Any], ratelimit: bool = True
                           ) -> tuple[str, str | None]:
@@ -115,7 +116,12 @@ class RoomCreationHandler:
             extra = list(create_content.get("additional_creators", []) or [])
             create_content["additional_creators"] = sorted(set(extra) | set(invites))
         room_id = None if rv.room_id_is_create_event_hash else self._new_room_id()
-        create_ev, _ = await self._builder.build(None, rv, room_id, user_id, "m.room.create", create_content, "")
+        # In v12 the room ID is the create event's hash: two identical
+        # requests in the same millisecond must still get distinct rooms.
+        ts = max(self._clock.time_msec(), self._last_create_ts + 1)
+        self._last_create_ts = ts
+        create_ev, _ = await self._builder.build(None, rv, room_id, user_id, "m.room.create", create_content, "",
+                                                 origin_server_ts=ts)
         room_id = create_ev.room_id
         head, create_ctx = self._builder.new_head_for_create(create_ev)
         built: list[tuple[Event, Any]] = [(create_ev, create_ctx)]
