@@ -103,9 +103,10 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
         backfill_ids = StreamIdGenerator("backfill", min_stream, step=-1)
         state_group_ids = SimpleIdGenerator(state.get_max_group_blocking())
         room_changes = StreamChangeCache("room_events", max_stream)
+        member_changes = StreamChangeCache("membership_changes", max_stream)
     hs.users, hs.rooms, hs.events, hs.state, hs.members = users, rooms, events, state, members
     hs.event_ids, hs.backfill_ids, hs.state_group_ids = event_ids, backfill_ids, state_group_ids
-    hs.room_changes = room_changes
+    hs.room_changes, hs.member_changes = room_changes, member_changes
 
     # Every stream's current position; other streams register themselves below.
     stream_positions: dict[str, Any] = {"events": event_ids.get_current}
@@ -126,6 +127,33 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
 
     # ---- accounts (registration, login, devices, UIA) ----------------------
     # ---- profiles, account data, filters, tags ----------------------------
+    from homeserver.api.client import account_data as account_data_api
+    from homeserver.api.client import filter as filter_api
+    from homeserver.api.client import profile as profile_api
+    from homeserver.api.client import tags as tags_api
+    from homeserver.handlers.account_data import AccountDataHandler
+    from homeserver.handlers.filtering import FilteringHandler
+    from homeserver.handlers.profile import ProfileHandler
+    from homeserver.storage.stores.account_data import AccountDataStore
+    from homeserver.storage.stores.filters import FilterStore
+    from homeserver.storage.stores.profiles import ProfileStore
+
+    with _Step("account data stream"):
+        hs.account_data = account_data_store = AccountDataStore(db)
+        hs.account_data_ids = account_data_ids = StreamIdGenerator(
+            "account_data", account_data_store.get_max_stream_id_blocking())
+        account_data_store.set_stream_ids(account_data_ids)
+    stream_positions["account_data"] = account_data_ids.get_current
+    hs.account_data_handler = AccountDataHandler(account_data_store, account_data_ids, notifier)
+    hs.filter_store = filter_store = FilterStore(db)
+    hs.filtering = FilteringHandler(filter_store)
+    hs.profiles = ProfileStore(db)
+    hs.profile_handler = ProfileHandler(hs.profiles, users, members, server_name, config.registration,
+                                        config.server)
+    profile_api.register(router, hs.profile_handler)
+    account_data_api.register(router, hs.account_data_handler)
+    tags_api.register(router, hs.account_data_handler)
+    filter_api.register(router, hs.filtering)
     # ---- rooms, events, membership, messages ------------------------------
     from homeserver.api.client import rooms as rooms_api
     from homeserver.events.builder import EventBuilder
@@ -144,7 +172,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     hs.heads = heads = RoomHeads(db, state)
     hs.builder = builder = EventBuilder(server_name, hs.signing_key, clock, events, state_group_ids)
     hs.persister = persister = EventPersister(db, clock, events, state, rooms, members, heads, event_ids,
-                                              room_changes, notifier)
+                                              room_changes, member_changes, notifier)
     hs.serializer = serializer = EventSerializer(events, clock)
     persister.add_listener(serializer.on_events_persisted)
     hs.visibility = visibility = VisibilityHandler(VisibilityStore(db), members)
@@ -170,7 +198,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     from homeserver.sync.handler import SyncHandler
 
     hs.sync_handler = SyncHandler(clock, notifier, events, state, members, visibility, serializer,
-                                  room_changes, getattr(hs, "account_data", None))
+                                  room_changes, member_changes, getattr(hs, "account_data", None))
     sync_api.register(router, hs.sync_handler, getattr(hs, "filter_store", None))
 
     # ---- admin API ------------------------------------------------------------

@@ -45,7 +45,7 @@ class EventPersister:
     def __init__(self, db: Database, clock: Clock, events: EventStore, state: StateStore,
                  rooms: RoomStore, members: MembershipStore, heads: RoomHeads,
                  stream_ids: StreamIdGenerator, room_changes: StreamChangeCache,
-                 notifier: Notifier) -> None:
+                 member_changes: StreamChangeCache, notifier: Notifier) -> None:
         self._db = db
         self._clock = clock
         self._events = events
@@ -55,6 +55,7 @@ class EventPersister:
         self._heads = heads
         self._stream_ids = stream_ids
         self._room_changes = room_changes
+        self._member_changes = member_changes
         self._notifier = notifier
         self.persisted_count = 0
         self._listeners: list[Any] = []
@@ -204,6 +205,9 @@ class EventPersister:
             if ev.type == "m.room.member" and ev.state_key is not None and not ctx.rejected_reason:
                 self._members.invalidate(room_id, ev.state_key)
                 extra_users.add(ev.state_key)
+                so = ev.internal.get("stream_ordering")
+                if so is not None:
+                    self._member_changes.entity_changed(ev.state_key, so)
         last = max((o for o in orderings if o is not None), default=None)
         if last is not None:
             self._room_changes.entity_changed(room_id, last)

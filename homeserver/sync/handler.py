@@ -60,7 +60,8 @@ class SyncContext:
 class SyncHandler:
     def __init__(self, clock: Clock, notifier: Notifier, events: EventStore, state: StateStore,
                  members: MembershipStore, visibility: VisibilityHandler, serializer: EventSerializer,
-                 room_changes: StreamChangeCache, account_data: Any) -> None:
+                 room_changes: StreamChangeCache, member_changes: StreamChangeCache,
+                 account_data: Any) -> None:
         self._clock = clock
         self._notifier = notifier
         self._events = events
@@ -69,6 +70,7 @@ class SyncHandler:
         self._visibility = visibility
         self._serializer = serializer
         self._room_changes = room_changes
+        self._member_changes = member_changes
         self._account_data = account_data
         self.extensions: list[SyncExtension] = []
         # Called when a device syncs: (requester, set_presence) (presence, delivery receipts…).
@@ -123,7 +125,10 @@ class SyncHandler:
                 elif m in ("leave", "ban"):
                     leave[room_id] = await self._left_room(ctx, room_id, event_id, None, limit)
         else:
-            changes = await self._members.get_membership_changes(user_id, since.events, now.events)
+            if self._member_changes.has_entity_changed(user_id, since.events):
+                changes = await self._members.get_membership_changes(user_id, since.events, now.events)
+            else:
+                changes = []
             last_change: dict[str, tuple[str, str, int]] = {}
             for room_id, m, event_id, so in changes:
                 last_change[room_id] = (m, event_id, so)
@@ -192,7 +197,7 @@ class SyncHandler:
         events = await self._events.get_events(all_ids)
         flt = ctx.filter
         lazy = bool(flt.room.state.lazy_load_members)
-        member_counts = await self._members.get_member_counts(sorted(room_ids))
+        member_counts: dict[str, dict[str, int]] | None = None
         for room_id in sorted(room_ids):
             ids, limited = recent.get(room_id, ([], False))
             timeline = [events[e] for e in ids if e in events]
@@ -236,10 +241,12 @@ class SyncHandler:
                 "ephemeral": {"events": []},
                 "account_data": {"events": []},
             }
-            counts = member_counts.get(room_id, {})
             if full or any(e.type == "m.room.member" for e in timeline) or any(
                     e.type == "m.room.member" for e in state_evs):
-                room["summary"] = await self._summary(room_id, user_id, counts)
+                if member_counts is None:
+                    # One query for every room of this response that needs a summary.
+                    member_counts = await self._members.get_member_counts(sorted(room_ids))
+                room["summary"] = await self._summary(room_id, user_id, member_counts.get(room_id, {}))
             join[room_id] = room
 
     async def _summary(self, room_id: str, user_id: str, counts: dict[str, int]) -> dict[str, Any]:
