@@ -100,14 +100,23 @@ class _HttpStandIn(_Recorder):
 
 
 def _json(status: int, body: Any, headers: Optional[dict] = None) -> tuple[int, dict, bytes]:
-    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
+    return (
+        status,
+        {"Content-Type": "application/json", **(headers or {})},
+        json.dumps(body).encode(),
+    )
 
 
-def _fcm_error(status: int, grpc_status: str, error_code: Optional[str], field: Optional[str] = None) -> dict:
+def _fcm_error(
+    status: int, grpc_status: str, error_code: Optional[str], field: Optional[str] = None
+) -> dict:
     details: list[dict] = []
     if error_code:
         details.append(
-            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": error_code}
+            {
+                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                "errorCode": error_code,
+            }
         )
     if field:
         details.append(
@@ -116,7 +125,14 @@ def _fcm_error(status: int, grpc_status: str, error_code: Optional[str], field: 
                 "fieldViolations": [{"field": field, "description": "invalid"}],
             }
         )
-    return {"error": {"code": status, "message": "stand-in error", "status": grpc_status, "details": details}}
+    return {
+        "error": {
+            "code": status,
+            "message": "stand-in error",
+            "status": grpc_status,
+            "details": details,
+        }
+    }
 
 
 class FcmStandIn(_HttpStandIn):
@@ -168,7 +184,7 @@ class FcmStandIn(_HttpStandIn):
 
     def _send(self, headers: Any, body: bytes) -> tuple[int, dict, bytes]:
         auth = headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in self.issued_tokens:
+        if not auth.startswith("Bearer ") or auth[len("Bearer ") :] not in self.issued_tokens:
             self.error(f"send without a valid bearer token: {auth[:20]!r}")
             return _json(401, _fcm_error(401, "UNAUTHENTICATED", None))
         if headers.get("Content-Type") != "application/json":
@@ -177,16 +193,22 @@ class FcmStandIn(_HttpStandIn):
         data = message.get("data", {})
         if not all(isinstance(v, str) for v in data.values()):
             self.error("FCM v1 data values must be strings")
-            return _json(400, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.data"))
+            return _json(
+                400, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.data")
+            )
         token = message.get("token", "")
         attempt = self.attempt(token)
         self.record({"token": token, "message": message, "attempt": attempt})
         if token.startswith("gone"):
             return _json(404, _fcm_error(404, "NOT_FOUND", "UNREGISTERED"))
         if token.startswith("bad"):
-            return _json(400, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.token"))
+            return _json(
+                400, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.token")
+            )
         if token.startswith("broken"):
-            return _json(400, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.data"))
+            return _json(
+                400, _fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.data")
+            )
         if token.startswith("flaky") and attempt == 1:
             return _json(503, _fcm_error(503, "UNAVAILABLE", "UNAVAILABLE"), {"Retry-After": "0"})
         return _json(200, {"name": f"projects/{self._project_id}/messages/{attempt}"})
@@ -195,7 +217,9 @@ class FcmStandIn(_HttpStandIn):
 class WebPushStandIn(_HttpStandIn):
     """A push service: ``/push/<tag>`` endpoints for one subscription key pair."""
 
-    def __init__(self, receiver_private_key: Any, auth_secret: bytes, vapid_public_key: str) -> None:
+    def __init__(
+        self, receiver_private_key: Any, auth_secret: bytes, vapid_public_key: str
+    ) -> None:
         self._receiver_key = receiver_private_key
         self._auth_secret = auth_secret
         self._vapid_public_key = vapid_public_key
@@ -332,7 +356,10 @@ class ApnsStandIn(_Recorder):
                         status, body = self._respond(stream, client_cert)
                         h2conn.send_headers(
                             event.stream_id,
-                            [(":status", str(status)), ("apns-id", stream["headers"].get("apns-id", ""))]
+                            [
+                                (":status", str(status)),
+                                ("apns-id", stream["headers"].get("apns-id", "")),
+                            ]
                             + ([("content-type", "application/json")] if body else []),
                             end_stream=not body,
                         )
@@ -350,7 +377,7 @@ class ApnsStandIn(_Recorder):
         if headers.get(":method") != "POST" or not path.startswith("/3/device/"):
             self.error(f"unexpected request {headers.get(':method')} {path}")
             return 418, b""
-        token_hex = path[len("/3/device/"):]
+        token_hex = path[len("/3/device/") :]
         tag = bytes.fromhex(token_hex).rstrip(b"\0").decode()
         auth = headers.get("authorization")
         if auth is not None:

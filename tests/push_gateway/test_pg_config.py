@@ -24,7 +24,12 @@ SAMPLE = REPO_ROOT / "push_gateway.yaml"
 
 
 def _webpush(**extra: Any) -> dict:
-    return {"type": "webpush", "vapid_private_key": "/k.pem", "vapid_contact_email": "a@example.org", **extra}
+    return {
+        "type": "webpush",
+        "vapid_private_key": "/k.pem",
+        "vapid_contact_email": "a@example.org",
+        **extra,
+    }
 
 
 def test_empty_config_gives_defaults() -> None:
@@ -57,21 +62,35 @@ def test_durations_and_sizes_are_parsed() -> None:
         ({"http": {"port": "80"}}, "http.port: expected an integer"),
         ({"http": {"bind_addresses": [1]}}, "http.bind_addresses: expected a list of strings"),
         ({"log": {"level": "LOUD"}}, "log.level: expected one of DEBUG, INFO, WARNING, ERROR"),
-        ({"dispatch": {"duplicate_window": "soon"}}, "dispatch.duplicate_window: expected a duration"),
+        (
+            {"dispatch": {"duplicate_window": "soon"}},
+            "dispatch.duplicate_window: expected a duration",
+        ),
         ({"metrics": []}, "metrics: expected a mapping"),
         ({"apps": {"a": {"type": "carrier-pigeon"}}}, 'apps["a"].type: expected one of'),
-        ({"apps": {"a": _webpush(max_attempts="3")}}, 'apps["a"].max_attempts: expected an integer'),
+        (
+            {"apps": {"a": _webpush(max_attempts="3")}},
+            'apps["a"].max_attempts: expected an integer',
+        ),
         ({"apps": {"a": _webpush(max_attempts=0)}}, 'apps["a"].max_attempts: expected at least 1'),
-        ({"apps": {"a": {"type": "webpush", "vapid_contact_email": "a@b"}}},
-         'apps["a"].vapid_private_key: required'),
+        (
+            {"apps": {"a": {"type": "webpush", "vapid_contact_email": "a@b"}}},
+            'apps["a"].vapid_private_key: required',
+        ),
         ({"apps": {"a": {"type": "fcm"}}}, 'apps["a"].service_account_file: required'),
         ({"apps": {"a": {"type": "apns", "topic": "t"}}}, 'apps["a"]: set certfile'),
-        ({"apps": {"a": {"type": "apns", "keyfile": "k.p8", "key_id": "K"}}},
-         'apps["a"].team_id: required with keyfile'),
-        ({"apps": {"a": {"type": "apns", "certfile": "c.pem", "base_url": "http://x"}}},
-         'apps["a"].base_url: expected a URL starting with https://'),
-        ({"apps": {"a": _webpush(vapid_contact_email="nobody")}},
-         'apps["a"].vapid_contact_email: expected an email address'),
+        (
+            {"apps": {"a": {"type": "apns", "keyfile": "k.p8", "key_id": "K"}}},
+            'apps["a"].team_id: required with keyfile',
+        ),
+        (
+            {"apps": {"a": {"type": "apns", "certfile": "c.pem", "base_url": "http://x"}}},
+            'apps["a"].base_url: expected a URL starting with https://',
+        ),
+        (
+            {"apps": {"a": _webpush(vapid_contact_email="nobody")}},
+            'apps["a"].vapid_contact_email: expected an email address',
+        ),
     ],
 )
 def test_invalid_values_name_their_key_path(raw: dict, message: str) -> None:
@@ -128,7 +147,9 @@ def _options() -> list[tuple[str, dataclasses.Field]]:
 
 
 @pytest.mark.parametrize("where,field", _options(), ids=lambda v: getattr(v, "name", v))
-def test_sample_config_documents_every_option_with_its_default(where: str, field: dataclasses.Field) -> None:
+def test_sample_config_documents_every_option_with_its_default(
+    where: str, field: dataclasses.Field
+) -> None:
     """Every option of every section and app type appears in the sample with its default."""
     text = SAMPLE.read_text()
     key = option_key(field)
@@ -136,16 +157,16 @@ def test_sample_config_documents_every_option_with_its_default(where: str, field
         pattern = rf"^\s*#?\s*{re.escape(key)}:"
     else:
         pattern = rf"^\s*#?\s*{re.escape(key)}: {re.escape(_rendered(field))}\s*(#.*)?$"
-    assert re.search(pattern, text, re.MULTILINE), f"{where}.{key} not documented as {_rendered(field)!r}"
+    assert re.search(pattern, text, re.MULTILINE), (
+        f"{where}.{key} not documented as {_rendered(field)!r}"
+    )
 
 
 def test_sample_app_examples_are_valid(tmp_path: Path) -> None:
     """The commented app examples in the sample, uncommented, pass the config checks."""
     lines = SAMPLE.read_text().splitlines()
     start = lines.index("apps: {}")
-    example = ["apps:"] + [
-        line[1:] for line in lines[start + 1:] if line.startswith("#  ")
-    ]
+    example = ["apps:"] + [line[1:] for line in lines[start + 1 :] if line.startswith("#  ")]
     raw = yaml.safe_load("\n".join(example))
     raw["apps"]["im.example.ios.prod"]["keyfile"] = "AuthKey.p8"
     raw["apps"]["im.example.ios.prod"].update(key_id="K", team_id="T", topic="im.example.ios")

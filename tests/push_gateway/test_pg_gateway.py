@@ -2,13 +2,12 @@
 rejected pushkeys, retries and request errors, over loopback only."""
 
 import base64
-import json
 import uuid
 from typing import Any
 
 import httpx
 
-from conftest import APNS_TOPIC, FCM_PROJECT, GatewayProcess, Keys
+from pg_fixtures import APNS_TOPIC, GatewayProcess, Keys
 
 NOTIFY = "/_matrix/push/v1/notify"
 
@@ -35,7 +34,11 @@ def _notification(devices: list[dict], **fields: Any) -> dict:
 
 
 def _fcm_device(tag: str) -> dict:
-    return {"app_id": "org.example.android", "pushkey": f"{tag}-{uuid.uuid4().hex}", "pushkey_ts": 1}
+    return {
+        "app_id": "org.example.android",
+        "pushkey": f"{tag}-{uuid.uuid4().hex}",
+        "pushkey_ts": 1,
+    }
 
 
 def _apns_pushkey(tag: str) -> str:
@@ -47,7 +50,9 @@ def _apns_device(tag: str, app_id: str = "org.example.ios.prod", **extra: Any) -
     return {"app_id": app_id, "pushkey": _apns_pushkey(tag), **extra}
 
 
-def _web_device(keys: Keys, webpush: Any, tag: str, app_id: str = "org.example.web", **data: Any) -> dict:
+def _web_device(
+    keys: Keys, webpush: Any, tag: str, app_id: str = "org.example.web", **data: Any
+) -> dict:
     return {
         "app_id": app_id,
         "pushkey": keys.subscription_p256dh,
@@ -242,7 +247,9 @@ def test_webpush_delivers_encrypted_payload(client: httpx.Client, webpush: Any, 
     assert sent["topic"] and len(sent["topic"]) <= 32
 
 
-def test_webpush_gone_subscription_is_rejected(client: httpx.Client, webpush: Any, keys: Keys) -> None:
+def test_webpush_gone_subscription_is_rejected(
+    client: httpx.Client, webpush: Any, keys: Keys
+) -> None:
     """A 410 from the push service rejects the pushkey."""
     device = _web_device(keys, webpush, "gone")
     assert _notify(client, _notification([device])).json() == {"rejected": [device["pushkey"]]}
@@ -269,8 +276,11 @@ def test_webpush_private_endpoint_is_refused_by_default(
 
 def test_webpush_incomplete_subscription_is_rejected(client: httpx.Client, keys: Keys) -> None:
     """A Web Push pusher without data.auth is rejected."""
-    device = {"app_id": "org.example.web", "pushkey": keys.subscription_p256dh,
-              "data": {"endpoint": "https://push.example.org/x"}}
+    device = {
+        "app_id": "org.example.web",
+        "pushkey": keys.subscription_p256dh,
+        "data": {"endpoint": "https://push.example.org/x"},
+    }
     assert _notify(client, _notification([device])).json() == {"rejected": [device["pushkey"]]}
 
 
@@ -300,7 +310,9 @@ def test_duplicate_event_is_not_resent(client: httpx.Client, fcm: Any) -> None:
 
 def test_body_not_json_is_400_not_json(client: httpx.Client) -> None:
     """A body that is not JSON gets 400 M_NOT_JSON."""
-    response = client.post(NOTIFY, content=b"{not json", headers={"Content-Type": "application/json"})
+    response = client.post(
+        NOTIFY, content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["errcode"] == "M_NOT_JSON"
 
@@ -337,7 +349,10 @@ def test_health_and_metrics(client: httpx.Client, fcm: Any) -> None:
     assert client.get("/health").status_code == 200
     _notify(client, _notification([_fcm_device("ok")]))
     text = client.get("/metrics").text
-    assert 'myelin_push_gateway_device_outcomes_total{app="org.example.android",outcome="delivered"}' in text
+    assert (
+        'myelin_push_gateway_device_outcomes_total{app="org.example.android",outcome="delivered"}'
+        in text
+    )
     assert "myelin_push_gateway_notify_requests_total" in text
     assert 'myelin_push_gateway_provider_responses_total{kind="fcm",status="200"}' in text
 
@@ -347,7 +362,8 @@ def test_logs_are_json_with_request_id(client: httpx.Client, gateway: GatewayPro
     _notify(client, _notification([{"app_id": "com.unknown.app", "pushkey": "zz"}]))
     entries = gateway.log_entries()
     assert entries and all("level" in e and "msg" in e for e in entries)
-    access = [e for e in entries if e.get("logger") == "push_gateway.access" and e.get("path") == NOTIFY]
+    access = [
+        e for e in entries if e.get("logger") == "push_gateway.access" and e.get("path") == NOTIFY
+    ]
     assert access and all(e.get("request_id") for e in access)
     assert any(e.get("request_id") and "no app configured" in e["msg"] for e in entries)
-

@@ -64,7 +64,13 @@ def test_spec_example_parses() -> None:
 def test_event_id_only_and_defaults() -> None:
     """A notification with only ids and counts is event_id_only and defaults prio to high."""
     n = parse_notify_body(
-        {"notification": {"event_id": "$e", "room_id": "!r:x", "devices": [{"app_id": "a", "pushkey": "k"}]}}
+        {
+            "notification": {
+                "event_id": "$e",
+                "room_id": "!r:x",
+                "devices": [{"app_id": "a", "pushkey": "k"}],
+            }
+        }
     )
     assert n.is_event_id_only
     assert n.prio == "high"

@@ -24,7 +24,11 @@ from push_gateway.pushkins.webpush_payload import (
 
 
 def device(**kwargs: Any) -> Device:
-    return Device(app_id=kwargs.pop("app_id", "org.example.app"), pushkey=kwargs.pop("pushkey", "pk"), **kwargs)
+    return Device(
+        app_id=kwargs.pop("app_id", "org.example.app"),
+        pushkey=kwargs.pop("pushkey", "pk"),
+        **kwargs,
+    )
 
 
 def message(**kwargs: Any) -> Notification:
@@ -86,7 +90,9 @@ def test_fcm_omitted_counts_are_zero_and_absent_counts_are_left_out() -> None:
 def test_fcm_default_payload_and_options_are_merged() -> None:
     """default_payload keys are added (non-strings as JSON) and fcm_options keep their keys."""
     dev = device(data={"default_payload": {"cs": "x", "n": 1}})
-    msg = build_fcm_message(message(), dev, {"android": {"ttl": "60s"}, "fcm_options": {"analytics_label": "l"}})
+    msg = build_fcm_message(
+        message(), dev, {"android": {"ttl": "60s"}, "fcm_options": {"analytics_label": "l"}}
+    )
     assert msg["data"]["cs"] == "x"
     assert msg["data"]["n"] == "1"
     assert msg["android"] == {"ttl": "60s", "priority": "high"}
@@ -137,18 +143,36 @@ def test_apns_message_alert_badge_and_headers() -> None:
     "fields,loc_key,loc_args",
     [
         ({"room_name": None}, "MSG_FROM_USER_WITH_CONTENT", ["Alice", "hello"]),
-        ({"content": {"msgtype": "m.emote", "body": "waves"}}, "ACTION_FROM_USER_IN_ROOM",
-         ["Mission Control", "Alice", "waves"]),
-        ({"content": {"msgtype": "m.image", "body": "cat.png"}}, "IMAGE_FROM_USER_IN_ROOM",
-         ["Alice", "cat.png", "Mission Control"]),
-        ({"content": {}, "room_name": None, "sender_display_name": None}, "MSG_FROM_USER",
-         ["@alice:example.org"]),
-        ({"type": "m.call.invite", "content": {"offer": {"sdp": "v=0\nm=video 9"}}},
-         "VIDEO_CALL_FROM_USER", ["Alice"]),
-        ({"type": "m.call.invite", "content": {"offer": {"sdp": "v=0\nm=audio 9"}}},
-         "VOICE_CALL_FROM_USER", ["Alice"]),
-        ({"type": "m.room.member", "membership": "invite", "user_is_target": True},
-         "USER_INVITE_TO_NAMED_ROOM", ["Alice", "Mission Control"]),
+        (
+            {"content": {"msgtype": "m.emote", "body": "waves"}},
+            "ACTION_FROM_USER_IN_ROOM",
+            ["Mission Control", "Alice", "waves"],
+        ),
+        (
+            {"content": {"msgtype": "m.image", "body": "cat.png"}},
+            "IMAGE_FROM_USER_IN_ROOM",
+            ["Alice", "cat.png", "Mission Control"],
+        ),
+        (
+            {"content": {}, "room_name": None, "sender_display_name": None},
+            "MSG_FROM_USER",
+            ["@alice:example.org"],
+        ),
+        (
+            {"type": "m.call.invite", "content": {"offer": {"sdp": "v=0\nm=video 9"}}},
+            "VIDEO_CALL_FROM_USER",
+            ["Alice"],
+        ),
+        (
+            {"type": "m.call.invite", "content": {"offer": {"sdp": "v=0\nm=audio 9"}}},
+            "VOICE_CALL_FROM_USER",
+            ["Alice"],
+        ),
+        (
+            {"type": "m.room.member", "membership": "invite", "user_is_target": True},
+            "USER_INVITE_TO_NAMED_ROOM",
+            ["Alice", "Mission Control"],
+        ),
         ({"type": "org.example.custom"}, "MSG_FROM_USER", ["Alice"]),
     ],
 )
@@ -170,13 +194,24 @@ def test_apns_encrypted_event_is_mutable_content() -> None:
 def test_apns_event_id_only_with_alert_in_default_payload_is_alert() -> None:
     """event_id_only keeps the client's default_payload (Element iOS) and is an alert push."""
     default = {"aps": {"mutable-content": 1, "alert": {"loc-key": "Notification", "loc-args": []}}}
-    n = message(type=None, content=None, sender=None, room_name=None, sender_display_name=None,
-                counts=Counts(unread=4))
+    n = message(
+        type=None,
+        content=None,
+        sender=None,
+        room_name=None,
+        sender_display_name=None,
+        counts=Counts(unread=4),
+    )
     push = build_apns_push(n, device(data={"default_payload": default, "format": "event_id_only"}))
     assert push is not None
     assert push.push_type == "alert"
     assert push.priority == 10
-    assert push.payload == {**default, "room_id": "!room:example.org", "event_id": "$event", "unread_count": 4}
+    assert push.payload == {
+        **default,
+        "room_id": "!room:example.org",
+        "event_id": "$event",
+        "unread_count": 4,
+    }
 
 
 def test_apns_event_id_only_without_alert_is_background() -> None:
@@ -284,7 +319,9 @@ def test_webpush_headers() -> None:
 
 def test_webpush_large_payload_fits_the_record() -> None:
     """A long body is cut so the encrypted record fits in 4096 bytes."""
-    payload = build_webpush_payload(message(content={"msgtype": "m.text", "body": "ü" * 5000}), device())
+    payload = build_webpush_payload(
+        message(content={"msgtype": "m.text", "body": "ü" * 5000}), device()
+    )
     assert payload is not None
     data = encode_within_limit(payload)
     assert len(data) <= MAX_PLAINTEXT_BYTES

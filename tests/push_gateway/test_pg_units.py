@@ -57,8 +57,13 @@ def test_next_delay_is_exponential_and_bounded() -> None:
 
 def test_next_delay_honours_retry_after_within_bound() -> None:
     """A provider's Retry-After is used as is, and one beyond max_delay ends the attempts."""
-    assert next_delay_ms(POLICY, 1, TemporaryDispatchError("429", custom_retry_delay_ms=7000)) == 7000
-    assert next_delay_ms(POLICY, 1, TemporaryDispatchError("429", custom_retry_delay_ms=60_000)) is None
+    assert (
+        next_delay_ms(POLICY, 1, TemporaryDispatchError("429", custom_retry_delay_ms=7000)) == 7000
+    )
+    assert (
+        next_delay_ms(POLICY, 1, TemporaryDispatchError("429", custom_retry_delay_ms=60_000))
+        is None
+    )
 
 
 def test_retry_after_header_parsing() -> None:
@@ -125,7 +130,7 @@ def test_permanent_failure_is_not_retried() -> None:
 
 
 class FakeHttp:
-    """Answers POSTs from a list of (status, body) or pending Deferreds."""
+    """Answers POSTs from a list of (status, body[, headers]) or pending Deferreds."""
 
     def __init__(self, *answers: Any) -> None:
         self.answers = list(answers)
@@ -136,8 +141,9 @@ class FakeHttp:
         answer = self.answers.pop(0)
         if isinstance(answer, Deferred):
             answer = await answer
-        status, payload = answer
-        return HttpResponse(status, Headers({}), json.dumps(payload).encode())
+        status, payload, *headers = answer
+        raw_headers = {k: [v] for k, v in (headers[0] if headers else {}).items()}
+        return HttpResponse(status, Headers(raw_headers), json.dumps(payload).encode())
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +158,10 @@ def account() -> ServiceAccount:
 def test_access_token_is_cached_until_near_expiry(account: ServiceAccount) -> None:
     """The token is fetched once, reused, and fetched again shortly before it expires."""
     clock = Clock()
-    http = FakeHttp((200, {"access_token": "t1", "expires_in": 3600}), (200, {"access_token": "t2", "expires_in": 3600}))
+    http = FakeHttp(
+        (200, {"access_token": "t1", "expires_in": 3600}),
+        (200, {"access_token": "t2", "expires_in": 3600}),
+    )
     source = AccessTokenSource(account, "https://oauth.example/token", http, clock)  # type: ignore[arg-type]
     assert result_of(run(source.get_token())) == "t1"
     clock.advance(3000)
@@ -189,10 +198,23 @@ def test_token_endpoint_errors_are_typed(account: ServiceAccount) -> None:
 
 def test_fcm_error_body_parsing() -> None:
     """The FCM v1 error status, errorCode and field violations are read from their structured places."""
-    body = json.dumps({"error": {"status": "INVALID_ARGUMENT", "details": [
-        {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "INVALID_ARGUMENT"},
-        {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "message.token"}]},
-    ]}}).encode()
+    body = json.dumps(
+        {
+            "error": {
+                "status": "INVALID_ARGUMENT",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                        "errorCode": "INVALID_ARGUMENT",
+                    },
+                    {
+                        "@type": "type.googleapis.com/google.rpc.BadRequest",
+                        "fieldViolations": [{"field": "message.token"}],
+                    },
+                ],
+            }
+        }
+    ).encode()
     assert parse_fcm_error(body) == ("INVALID_ARGUMENT", "INVALID_ARGUMENT", {"message.token"})
     assert parse_fcm_error(b"<html>") == (None, None, set())
 
@@ -246,7 +268,11 @@ class FakePushkin:
 
 def test_router_prefers_exact_then_single_glob() -> None:
     """Exact app ids win; a glob must match the whole id; several matching globs match nothing."""
-    exact, ios, star = FakePushkin("im.app.ios"), FakePushkin("im.app.ios*"), FakePushkin("im.*.ios.dev")
+    exact, ios, star = (
+        FakePushkin("im.app.ios"),
+        FakePushkin("im.app.ios*"),
+        FakePushkin("im.*.ios.dev"),
+    )
     router = AppRouter({p.name: p for p in (exact, ios, star)})
     assert router.find("im.app.ios") is exact
     assert router.find("im.app.ios.beta") is ios
@@ -281,7 +307,9 @@ def test_dispatcher_collects_outcomes_per_device() -> None:
         },
     )
     dispatcher = Dispatcher(AppRouter({"app": pushkin}), DeliveredCache(Clock(), 60_000, 100))
-    devices = tuple(Device("app", k) for k in ("ok", "gone", "down", "bug")) + (Device("other", "x"),)
+    devices = tuple(Device("app", k) for k in ("ok", "gone", "down", "bug")) + (
+        Device("other", "x"),
+    )
     result = result_of(run(dispatcher.dispatch(Notification(devices=devices, event_id="$e"))))
     assert result.outcomes == (
         DeviceOutcome.DELIVERED,
@@ -298,8 +326,18 @@ def test_dispatcher_collects_outcomes_per_device() -> None:
 
 def test_public_address_check() -> None:
     """Loopback, private, link-local and mapped private addresses are not public."""
-    for host in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "::1", "fc00::1",
-                 "::ffff:10.0.0.1", "0.0.0.0", "100.64.0.1", "not-an-ip"):
+    for host in (
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.1",
+        "169.254.1.1",
+        "::1",
+        "fc00::1",
+        "::ffff:10.0.0.1",
+        "0.0.0.0",
+        "100.64.0.1",
+        "not-an-ip",
+    ):
         assert not is_public_address(host), host
     for host in ("8.8.8.8", "2001:4860:4860::8888"):
         assert is_public_address(host), host
@@ -308,9 +346,74 @@ def test_public_address_check() -> None:
 def test_gateway_build_reports_missing_key_file(tmp_path: Any) -> None:
     """Building the gateway with a missing VAPID key file is a ConfigError naming the key path."""
     config, _ = load_config(
-        {"apps": {"web": {"type": "webpush", "vapid_private_key": str(tmp_path / "none.pem"),
-                          "vapid_contact_email": "a@example.org"}}}
+        {
+            "apps": {
+                "web": {
+                    "type": "webpush",
+                    "vapid_private_key": str(tmp_path / "none.pem"),
+                    "vapid_contact_email": "a@example.org",
+                }
+            }
+        }
     )
     with pytest.raises(ConfigError, match=r'apps\["web"\].vapid_private_key'):
         PushGateway(config, MemoryReactorClock())
     assert not (tmp_path / "none.pem").exists()
+
+
+def test_metrics_listener_is_separate_when_port_is_set() -> None:
+    """With metrics.port set the gateway listens twice and /metrics is not on the http listener."""
+    reactor = MemoryReactorClock()
+    config, _ = load_config(
+        {"http": {"port": 8090}, "metrics": {"port": 9190, "bind_address": "127.0.0.2"}}
+    )
+    gateway = PushGateway(config, reactor)
+    gateway.start()
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
+        (8090, "127.0.0.1"),
+        (9190, "127.0.0.2"),
+    ]
+    assert gateway.metrics_site is not None
+
+
+def _fcm_pushkin(tmp_path: Any, account_pem: str, reactor: Any) -> Any:
+    from push_gateway.pushkins.fcm import FcmPushkin
+
+    sa = tmp_path / "sa.json"
+    sa.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "p",
+                "private_key": account_pem,
+                "client_email": "sa@p.iam.gserviceaccount.com",
+            }
+        )
+    )
+    config, _ = load_config({"apps": {"android": {"type": "fcm", "service_account_file": str(sa)}}})
+    return FcmPushkin("android", config.apps["android"], reactor)
+
+
+def test_fcm_401_refreshes_token_and_429_honours_retry_after(
+    tmp_path: Any, account: ServiceAccount
+) -> None:
+    """A 401 makes FCM fetch a new access token; a 429's Retry-After sets the wait."""
+    reactor = MemoryReactorClock()
+    pushkin = _fcm_pushkin(tmp_path, account.private_key, reactor)
+    tokens = FakeHttp(
+        (200, {"access_token": "old", "expires_in": 3600}),
+        (200, {"access_token": "new", "expires_in": 3600}),
+    )
+    sends = FakeHttp((401, {}), (429, {}, {"Retry-After": "5"}), (200, {"name": "m"}))
+    pushkin._tokens._http = tokens
+    pushkin._http = sends
+    n = Notification(devices=(Device("android", "tok"),), event_id="$e")
+    d = run(pushkin.dispatch(n, n.devices[0]))
+    assert [h["Authorization"] for _, h, _ in sends.requests] == ["Bearer old"]
+    reactor.advance(1.0)  # first back-off after the 401
+    assert [h["Authorization"] for _, h, _ in sends.requests] == ["Bearer old", "Bearer new"]
+    reactor.advance(4.9)
+    assert len(sends.requests) == 2
+    reactor.advance(0.1)
+    assert result_of(d) is DeliveryResult.DELIVERED
+    assert sends.requests[0][0] == "https://fcm.googleapis.com/v1/projects/p/messages:send"
