@@ -56,6 +56,20 @@ class SyncContext:
         # Rooms the user newly joined in this sync (for ephemeral full state).
         self.newly_joined: set[str] = set()
 
+    def room_entry(self, response: dict[str, Any], room_id: str) -> dict[str, Any]:
+        """The rooms.join entry for ``room_id``, created empty if the room had no timeline changes.
+
+        Extensions use this to add ephemeral events, account data or counts
+        to a joined room that is not otherwise in the response.
+        """
+        join = response.setdefault("rooms", {}).setdefault("join", {})
+        entry = join.get(room_id)
+        if entry is None:
+            entry = {"timeline": {"events": [], "limited": False, "prev_batch": self.now.to_string()},
+                     "state": {"events": []}, "ephemeral": {"events": []}, "account_data": {"events": []}}
+            join[room_id] = entry
+        return entry
+
 
 class SyncHandler:
     def __init__(self, clock: Clock, notifier: Notifier, events: EventStore, state: StateStore,
@@ -73,8 +87,11 @@ class SyncHandler:
         self._member_changes = member_changes
         self._account_data = account_data
         self.extensions: list[SyncExtension] = []
-        # Called when a device syncs: (requester, set_presence) (presence, delivery receipts…).
+        # Called when a device starts a sync: (requester, set_presence) (presence…).
         self.on_sync_listeners: list[Any] = []
+        # Called with (ctx, response) for every response about to be returned
+        # (delivery receipts: the device has now received these events).
+        self.response_listeners: list[Any] = []
 
     async def sync(self, requester: Requester, since: StreamToken | None, timeout_ms: int,
                    full_state: bool, sync_filter: Any, set_presence: str | None = None) -> dict[str, Any]:
@@ -82,6 +99,10 @@ class SyncHandler:
             await cb(requester, set_presence)
         if since is None or full_state:
             return await self._compute(requester, since, sync_filter, full_state)
+        return await self._long_poll(requester, since, timeout_ms, sync_filter)
+
+    async def _long_poll(self, requester: Requester, since: StreamToken, timeout_ms: int,
+                         sync_filter: Any) -> dict[str, Any]:
         deadline = self._clock.time_msec() + max(0, timeout_ms)
         while True:
             result = await self._compute(requester, since, sync_filter, False)
@@ -167,7 +188,8 @@ class SyncHandler:
         await self._add_account_data(ctx, response)
         for ext in self.extensions:
             await ext.add_to_sync(ctx, response)
-        # Token may have moved while computing; never claim more than we read.
+        for cb in self.response_listeners:
+            await cb(ctx, response)
         return response
 
     async def _add_full_rooms(self, ctx: SyncContext, room_ids: set[str], limit: int,
