@@ -606,16 +606,9 @@ def _check_power_levels(
                 raise AuthError(f"power level {name!r} is not an integer")
         for name in ("events", "notifications"):
             if name in content:
-                _check_level_map(content[name], name, strict=True)
-    else:
-        # Not in the spec's list, but a value no server can read as a level
-        # cannot be compared either: reject rather than guess.
-        for name in _TOP_LEVEL_LEVELS:
-            if name in content and parse_power_level(content[name]) is None:
-                raise AuthError(f"power level {name!r} is not a number")
-        for name in ("events", "notifications"):
-            if name in content:
-                _check_level_map(content[name], name, strict=False)
+                _check_level_map(content[name], name)
+    # Before v10 only `users` is validated; an unreadable value elsewhere
+    # counts as absent, both when comparing below and when looking levels up.
 
     users = content.get("users", {})
     if not isinstance(users, Mapping):
@@ -675,11 +668,11 @@ def _check_power_levels(
             raise AuthError(f"sender cannot give {user_id} a level above their own")
 
 
-def _check_level_map(value: Any, name: str, strict: bool) -> None:
+def _check_level_map(value: Any, name: str) -> None:
     if not isinstance(value, Mapping):
         raise AuthError(f"power levels {name!r} must be an object")
     for key, level in value.items():
-        if parse_power_level(level, strict=strict) is None:
+        if parse_power_level(level, strict=True) is None:
             raise AuthError(f"power levels {name}[{key!r}] is not an integer")
 
 

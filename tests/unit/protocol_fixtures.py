@@ -9,6 +9,7 @@ resolution never recompute them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any, Iterable, Mapping
 
@@ -185,18 +186,6 @@ class Room:
         return self.send("m.room.join_rules", sender, "", {"join_rule": join_rule, **content})
 
 
-def creator_levels(room_version: RoomVersion, **users: int) -> dict[str, int]:
-    """A ``users`` map giving Alice (the creator) 100, except in v12+ where
-    creators must not be listed."""
-    levels = {} if room_version.privileged_creators else {ALICE: 100}
-    levels.update({_user(name): level for name, level in users.items()})
-    return levels
-
-
-def _user(name: str) -> str:
-    return name if name.startswith("@") else f"@{name}:example.com"
-
-
 def standard_room(room_version: RoomVersion, join_rule: str = "public",
                   users: Mapping[str, int] | None = None,
                   create_content: Mapping[str, Any] | None = None,
@@ -209,3 +198,140 @@ def standard_room(room_version: RoomVersion, join_rule: str = "public",
     room.power_levels({"users": user_levels, **levels})
     room.join_rules(join_rule)
     return room
+
+
+# --- event graphs for state resolution ------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    """An event in a test graph, named by a short node ID (``"PA"``, ``"T1"``)."""
+
+    node_id: str
+    sender: str
+    event_type: str
+    state_key: str | None = None
+    content: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def member_node(node_id: str, sender: str, target: str, membership: str) -> Node:
+    return Node(node_id, sender, "m.room.member", target, {"membership": membership})
+
+
+# The start of every graph (after Synapse's tests/state/test_v2.py): Alice
+# creates a public room and is admin; Bob, Charlie and Zara join.
+INITIAL_NODES = [
+    Node("CREATE", ALICE, "m.room.create", "", {"creator": ALICE}),
+    member_node("IMA", ALICE, ALICE, "join"),
+    Node("IPOWER", ALICE, "m.room.power_levels", "", {"users": {ALICE: 100}}),
+    Node("IJR", ALICE, "m.room.join_rules", "", {"join_rule": "public"}),
+    member_node("IMB", BOB, BOB, "join"),
+    member_node("IMC", CAROL, CAROL, "join"),
+    member_node("IMZ", ZARA, ZARA, "join"),
+    Node("START", ZARA, "m.room.message", None, {}),
+    Node("END", ZARA, "m.room.message", None, {}),
+]
+INITIAL_EDGES = ["START", "IMZ", "IMC", "IMB", "IJR", "IPOWER", "IMA", "CREATE"]
+
+
+def for_version(room_version: RoomVersion, content: Mapping[str, Any]) -> dict[str, Any]:
+    """Content adjusted to a version: in v12+ the creator is never listed in users."""
+    content = dict(content)
+    if room_version.privileged_creators and isinstance(content.get("users"), Mapping):
+        content["users"] = {u: lvl for u, lvl in content["users"].items() if u != ALICE}
+    return content
+
+
+@dataclasses.dataclass
+class EventGraph:
+    """Events by ID, the state after each node, and node ID -> event ID."""
+
+    room_version: RoomVersion
+    events: dict[str, Event]
+    state_after: dict[str, dict[StateKey, str]]
+    ids: dict[str, str]
+
+    def state_ids(self, *node_ids: str) -> dict[StateKey, str]:
+        """(type, state_key) -> event ID for the given nodes."""
+        out = {}
+        for node_id in node_ids:
+            event = self.events[self.ids[node_id]]
+            out[event.state_tuple] = event.event_id
+        return out
+
+
+def build_event_graph(
+    room_version: RoomVersion,
+    nodes: Iterable[Node],
+    edges: Iterable[Iterable[str]],
+    resolve: Any,
+) -> EventGraph:
+    """Build ``INITIAL_NODES`` + ``nodes`` with prev edges from ``edges``.
+
+    Each edge list ``[A, B, C]`` means A's prev event is B, B's is C. Nodes
+    are processed in topological order (ties by node ID); the state before a
+    node with several prev events is ``resolve(room_version, state_sets,
+    event_map)``; each event's auth events are selected from the state before
+    it. Events are not auth-checked when built, only during resolution.
+    """
+    all_nodes = {n.node_id: n for n in itertools.chain(INITIAL_NODES, nodes)}
+    prevs: dict[str, set[str]] = {node_id: set() for node_id in all_nodes}
+    for chain in [INITIAL_EDGES, *edges]:
+        chain = list(chain)
+        for later, earlier in zip(chain, chain[1:]):
+            prevs[later].add(earlier)
+
+    ids = {node_id: event_id_for(room_version, node_id) for node_id in all_nodes}
+    create_id = ids["CREATE"]
+    room_id = "!" + create_id[1:] if room_version.room_id_is_create_event_hash \
+        else "!room:example.com"
+
+    events: dict[str, Event] = {}
+    state_after: dict[str, dict[StateKey, str]] = {}
+    depth: dict[str, int] = {}
+    done: set[str] = set()
+    ts = itertools.count()
+    while len(done) < len(all_nodes):
+        node_id = min(n for n in all_nodes if n not in done and prevs[n] <= done)
+        node = all_nodes[node_id]
+        prev_ids = sorted(prevs[node_id])
+        if not prev_ids:
+            state_before: dict[StateKey, str] = {}
+        elif len(prev_ids) == 1:
+            state_before = dict(state_after[prev_ids[0]])
+        else:
+            state_before = dict(resolve(room_version, [state_after[p] for p in prev_ids],
+                                        events))
+        content = for_version(room_version, node.content)
+        fields = {"type": node.event_type, "sender": node.sender, "content": content}
+        if node.state_key is not None:
+            fields["state_key"] = node.state_key
+        auth_ids = [state_before[k] for k in auth_types_for_event(room_version, fields)
+                    if k in state_before]
+        is_create = node.event_type == "m.room.create"
+        event = make_event(
+            room_version, ids[node_id], node.event_type, node.sender,
+            room_id=None if is_create and room_version.room_id_is_create_event_hash
+            else room_id,
+            state_key=node.state_key, content=content,
+            prev_events=[ids[p] for p in prev_ids], auth_events=auth_ids,
+            depth=1 + max((depth[p] for p in prev_ids), default=0),
+            origin_server_ts=next(ts),
+        )
+        events[event.event_id] = event
+        depth[node_id] = event.depth
+        after = dict(state_before)
+        if node.state_key is not None:
+            after[event.state_tuple] = event.event_id
+        state_after[node_id] = after
+        done.add(node_id)
+    return EventGraph(room_version, events, state_after, ids)
+
+
+def changed_state(graph: EventGraph, expected_nodes: Iterable[str]) -> tuple[dict, dict]:
+    """(expected, actual) state at END, restricted as Synapse's tests do: the
+    keys of the expected events plus every key that changed since START."""
+    expected = graph.state_ids(*expected_nodes)
+    start, end = graph.state_after["START"], graph.state_after["END"]
+    actual = {k: v for k, v in end.items() if k in expected or start.get(k) != v}
+    return expected, actual

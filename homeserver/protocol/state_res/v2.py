@@ -27,9 +27,12 @@ loads only that). Rooms v12: the create event is an implicit auth event of
 every other event (its ID is the room ID with ``$``); here it is treated as
 one, so auth chains and power look-ups include it, as in Synapse.
 
-Cost: linear in the events touched (F and the auth chains walked), plus
-``O(|F| log |F|)`` for the sorts; the unconflicted state is never copied
-before the final merge.
+Cost: one linear pass over the state sets to split them, then work
+proportional to the events touched (F, their auth events, the auth chains
+walked) plus ``O(|F| log |F|)`` for the sorts. The replays read the
+unconflicted state through an overlay instead of copying it. Walking the
+unconflicted events' auth chains (no ``auth_chain_ids``) stops as soon as the
+candidates of the auth difference are settled.
 """
 
 from __future__ import annotations
@@ -184,6 +187,39 @@ def partition_state(
             if key not in first:  # missing from the first set: conflicted
                 conflicted.setdefault(key, set()).add(event_id)
     return unconflicted, conflicted
+
+
+def auth_difference(
+    room_version: RoomVersion,
+    state_sets: Sequence[StateIdMap],
+    event_map: Mapping[str, Event],
+    auth_chain_ids: AuthChainIds | None = None,
+) -> set[str]:
+    """The auth difference of state sets: events in some but not all of their
+    full auth chains.
+
+    Args:
+        room_version: the room's version.
+        state_sets: the state sets, (type, state_key) -> event ID.
+        event_map: the events, walked for auth chains when ``auth_chain_ids``
+            is None.
+        auth_chain_ids: optional auth chain index (see ``AuthChainIds``).
+    """
+    unconflicted, _ = partition_state(state_sets)
+    events = _Events(room_version, event_map, None)
+    return _auth_difference(state_sets, unconflicted, events, auth_chain_ids)
+
+
+def conflicted_subgraph(
+    room_version: RoomVersion,
+    conflicted_ids: set[str],
+    event_map: Mapping[str, Event],
+) -> set[str]:
+    """v2.1: the events on auth paths between conflicted events (both ends included).
+
+    ``event_map`` must hold the auth chains of the conflicted events.
+    """
+    return _conflicted_subgraph(conflicted_ids, _Events(room_version, event_map, None))
 
 
 def _auth_difference(
@@ -384,6 +420,22 @@ def _iterative_auth_checks(
         except AuthError:
             continue
         state[event.state_tuple] = event_id
+
+
+def iterative_auth_checks(
+    room_version: RoomVersion,
+    event_ids: Iterable[str],
+    base_state: StateIdMap,
+    event_map: Mapping[str, Event],
+) -> dict[StateKey, str]:
+    """The spec's iterative auth checks: replay events in order onto a state.
+
+    Returns:
+        ``base_state`` with the events the auth rules allowed applied.
+    """
+    state = dict(base_state)
+    _iterative_auth_checks(room_version, event_ids, state, _Events(room_version, event_map, None))
+    return state
 
 
 # --- the algorithm ----------------------------------------------------------------
