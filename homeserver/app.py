@@ -126,6 +126,28 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     versions_api.register(router, config)
 
     # ---- accounts (registration, login, devices, UIA) ----------------------
+    from homeserver.api.admin import register as admin_register_api
+    from homeserver.api.client import account as account_api, devices as devices_api, login as login_api
+    from homeserver.handlers.account import AccountHandler
+    from homeserver.handlers.devices import DeviceHandler
+    from homeserver.handlers.login import LoginHandler
+    from homeserver.handlers.passwords import PasswordHandler
+    from homeserver.handlers.registration import RegistrationHandler
+    from homeserver.handlers.ui_auth import UIAuthHandler
+
+    hs.passwords = passwords = PasswordHandler(config.registration, hs.cpu_runner)
+    hs.devices = DeviceHandler(users)
+    hs.login = LoginHandler(server_name, users, clock, passwords, hs.devices, config.registration,
+                            config.ratelimiting)
+    hs.ui_auth = UIAuthHandler(users, clock, hs.login)
+    hs.registration = RegistrationHandler(server_name, users, clock, passwords, hs.login, hs.ui_auth,
+                                          config.registration, config.ratelimiting)
+    hs.account = AccountHandler(server_name, users, clock, passwords, hs.devices, hs.ui_auth)
+    account_api.register(router, hs.registration, hs.account)
+    login_api.register(router, hs.login, auth.authenticate)
+    devices_api.register(router, hs.devices, hs.ui_auth)
+    admin_register_api.register(router, hs.registration)
+
     # ---- profiles, account data, filters, tags ----------------------------
     from homeserver.api.client import account_data as account_data_api
     from homeserver.api.client import filter as filter_api
@@ -199,6 +221,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
 
     hs.sync_handler = SyncHandler(clock, notifier, events, state, members, visibility, serializer,
                                   room_changes, member_changes, getattr(hs, "account_data", None))
+    hs.sync_handler.max_timeline_limit = config.server.filter_timeline_limit
     sync_api.register(router, hs.sync_handler, getattr(hs, "filter_store", None))
 
     # ---- admin API ------------------------------------------------------------

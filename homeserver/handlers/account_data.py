@@ -27,8 +27,10 @@ logger = logging.getLogger(__name__)
 # through the account data API (405 M_BAD_JSON, spec v1.10).
 SERVER_MANAGED_TYPES = frozenset({"m.fully_read", "m.push_rules"})
 
-# Tag names are at most 255 bytes ("Room Tagging").
+# Tag names are at most 255 bytes ("Room Tagging"); account data types are
+# event types, which the spec's size limits also cap at 255 bytes.
 MAX_TAG_BYTES = 255
+MAX_TYPE_BYTES = 255
 
 # Reads a server-managed global type for a user (e.g. m.push_rules from the
 # push rules handler); None: nothing set.
@@ -134,6 +136,8 @@ class AccountDataHandler:
 
     @staticmethod
     def _check_client_settable(data_type: str) -> None:
+        if len(data_type.encode("utf-8")) > MAX_TYPE_BYTES:
+            raise MatrixError("M_INVALID_PARAM", f"Account data types must be at most {MAX_TYPE_BYTES} bytes")
         if data_type in SERVER_MANAGED_TYPES:
             raise MatrixError("M_BAD_JSON", f"Cannot set {data_type} through this API.", status=405)
 

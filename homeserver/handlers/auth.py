@@ -49,6 +49,9 @@ class AuthHandler:
             raise MatrixError("M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
         if info.deactivated:
             raise MatrixError("M_UNKNOWN_TOKEN", "User is deactivated", soft_logout=False)
+        if info.refresh_token_id is not None and not info.used:
+            # First use of a refreshed access token revokes the refresh token it replaced.
+            await self._users.mark_access_token_used(token, info)
         user_id = info.puppets_user_id or info.user_id
         return Requester(
             user_id=user_id,

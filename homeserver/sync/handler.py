@@ -87,6 +87,8 @@ class SyncHandler:
         self._member_changes = member_changes
         self._account_data = account_data
         self.extensions: list[SyncExtension] = []
+        # filter_timeline_limit: the most timeline events a client may ask for.
+        self.max_timeline_limit = 100
         # Called when a device starts a sync: (requester, set_presence) (presence…).
         self.on_sync_listeners: list[Any] = []
         # Called with (ctx, response) for every response about to be returned
@@ -124,7 +126,7 @@ class SyncHandler:
         ctx = SyncContext(requester, since, now, joined, flt, full_state)
         room_filter = flt.room
         tl_filter = room_filter.timeline
-        limit = tl_filter.limit if tl_filter.limit is not None else 10
+        limit = tl_filter.effective_limit(default=10, maximum=self.max_timeline_limit)
 
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}

@@ -39,6 +39,14 @@ def register(router: Router, config: Any) -> None:
             body["support_page"] = support.support_page
         return 200, body
 
+    # Fields the server manages must be listed as disallowed (spec v1.16).
+    profile_fields: dict[str, Any] = {"enabled": True}
+    disallowed = [name for name, enabled in (("displayname", config.registration.enable_set_displayname),
+                                             ("avatar_url", config.registration.enable_set_avatar_url))
+                  if not enabled]
+    if disallowed:
+        profile_fields["disallowed"] = disallowed
+
     async def get_capabilities(request: HttpRequest) -> tuple[int, Any]:
         return 200, {"capabilities": {
             "m.room_versions": {
@@ -50,7 +58,7 @@ def register(router: Router, config: Any) -> None:
             "m.set_avatar_url": {"enabled": config.registration.enable_set_avatar_url},
             "m.3pid_changes": {"enabled": False},
             "m.get_login_token": {"enabled": False},
-            "m.profile_fields": {"enabled": True},
+            "m.profile_fields": profile_fields,
         }}
 
     router.add("GET", "/_matrix/client/versions", get_versions, name="get_versions", auth="none")

@@ -77,7 +77,7 @@ class ProfileStore:
             row = txn.fetchone()
             old = _row_to_profile(row) if row is not None else {}
             new = change(dict(old))
-            self._write_txn(txn, user_id, new, exists=row is not None)
+            self._write_txn(txn, user_id, new)
             return old, new
 
         return await self._db.run_txn("modify_profile", _txn)
@@ -88,14 +88,15 @@ class ProfileStore:
             "clear_profile", "UPDATE profiles SET displayname = NULL, avatar_url = NULL, fields = NULL WHERE user_id = ?",
             user_id)
 
-    def _write_txn(self, txn: Txn, user_id: str, profile: Profile, exists: bool) -> None:
+    def _write_txn(self, txn: Txn, user_id: str, profile: Profile) -> None:
         displayname = profile.get("displayname")
         avatar_url = profile.get("avatar_url")
         custom = {k: v for k, v in profile.items() if k not in _COLUMNS}
         fields = orjson.dumps(custom).decode() if custom else None
-        if exists:
-            txn.execute("UPDATE profiles SET displayname = ?, avatar_url = ?, fields = ? WHERE user_id = ?",
-                        (displayname, avatar_url, fields, user_id))
-        else:
-            txn.execute("INSERT INTO profiles (user_id, displayname, avatar_url, fields) VALUES (?, ?, ?, ?)",
-                        (user_id, displayname, avatar_url, fields))
+        # An upsert, so two first writes racing on PostgreSQL end in a
+        # serialization failure (retried) rather than a unique violation.
+        txn.execute(
+            "INSERT INTO profiles (user_id, displayname, avatar_url, fields) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user_id) DO UPDATE SET displayname = excluded.displayname,"
+            " avatar_url = excluded.avatar_url, fields = excluded.fields",
+            (user_id, displayname, avatar_url, fields))

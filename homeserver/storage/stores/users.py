@@ -1,4 +1,10 @@
-"""Users, devices, access and refresh tokens, UI-auth sessions."""
+"""Users, devices, access and refresh tokens, UI-auth sessions, OpenID tokens.
+
+Refresh tokens form chains: exchanging refresh token R for a new pair sets
+R.next_token_id to the new refresh token N. R stays valid (so a client that
+lost the response can exchange it again, which replaces N) until N or an
+access token minted with N is used; then R is deleted.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ class TokenInfo:
     deactivated: bool
     puppets_user_id: str | None
     refresh_token_id: int | None
+    # A refreshed access token's first use revokes the refresh token it replaced.
+    used: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,7 +78,12 @@ class UserStore:
     # ------------------------------------------------------------- users
     async def create_user(self, user_id: str, password_hash: str | None, ts: int, admin: bool = False,
                           is_guest: bool = False, user_type: str | None = None,
-                          appservice_id: str | None = None) -> None:
+                          appservice_id: str | None = None, displayname: str | None = None) -> None:
+        """Create a user and its profile row.
+
+        Raises:
+            Conflict: the user ID is taken (compared case-insensitively).
+        """
         def _txn(txn: Txn) -> None:
             txn.execute("SELECT 1 FROM users WHERE LOWER(user_id) = LOWER(?)", (user_id,))
             if txn.fetchone():
@@ -80,7 +93,7 @@ class UserStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (user_id, password_hash, ts, 1 if admin else 0, 1 if is_guest else 0, user_type, appservice_id))
             txn.execute("INSERT INTO profiles (user_id, displayname) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                        (user_id, user_id[1:].split(":", 1)[0]))
+                        (user_id, displayname if displayname is not None else user_id[1:].split(":", 1)[0]))
         await self._db.run_txn("create_user", _txn)
 
     async def get_user(self, user_id: str) -> UserInfo | None:
@@ -128,6 +141,21 @@ class UserStore:
                         (user_id, device_id, display_name))
             return True
         return await self._db.run_txn("upsert_device", _txn)
+
+    async def insert_device(self, user_id: str, device_id: str, display_name: str | None) -> bool:
+        """Create the device unless the user already has one with this ID. True if created."""
+        def _txn(txn: Txn) -> bool:
+            txn.execute("SELECT 1 FROM devices WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+            if txn.fetchone() is not None:
+                return False
+            txn.execute("INSERT INTO devices (user_id, device_id, display_name) VALUES (?, ?, ?)",
+                        (user_id, device_id, display_name))
+            return True
+        return await self._db.run_txn("insert_device", _txn)
+
+    async def get_device_ids(self, user_id: str) -> list[str]:
+        rows = await self._db.execute("get_device_ids", "SELECT device_id FROM devices WHERE user_id = ?", user_id)
+        return [r[0] for r in rows]
 
     async def get_devices(self, user_id: str) -> list[dict[str, Any]]:
         rows = await self._db.execute(
@@ -190,12 +218,12 @@ class UserStore:
         rows = await self._db.execute(
             "get_token",
             "SELECT t.id, t.user_id, t.device_id, t.valid_until_ts, u.is_guest, u.admin, u.deactivated,"
-            " t.puppets_user_id, t.refresh_token_id FROM access_tokens t JOIN users u ON u.user_id = t.user_id"
+            " t.puppets_user_id, t.refresh_token_id, t.used FROM access_tokens t JOIN users u ON u.user_id = t.user_id"
             " WHERE t.token = ?", token)
         if not rows:
             return None
         r = rows[0]
-        info = TokenInfo(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), bool(r[6]), r[7], r[8])
+        info = TokenInfo(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), bool(r[6]), r[7], r[8], bool(r[9]))
         self._token_cache.set(token, info)
         return info
 
@@ -235,18 +263,147 @@ class UserStore:
         return {"id": r[0], "user_id": r[1], "device_id": r[2], "expiry_ts": r[3],
                 "ultimate_session_expiry_ts": r[4], "next_token_id": r[5]}
 
-    async def replace_refresh_token(self, old_id: int, new_id: int) -> None:
-        """Link old → new, and drop the access tokens the old one minted."""
-        def _txn(txn: Txn) -> list[str]:
-            txn.execute("UPDATE refresh_tokens SET next_token_id = ? WHERE id = ?", (new_id, old_id))
-            txn.execute("SELECT token FROM access_tokens WHERE refresh_token_id = ?", (old_id,))
-            tokens = [r[0] for r in txn.fetchall()]
-            txn.execute("DELETE FROM access_tokens WHERE refresh_token_id = ?", (old_id,))
-            # A chain keeps only its newest refresh token.
-            txn.execute("DELETE FROM refresh_tokens WHERE next_token_id IS NOT NULL AND id != ?", (old_id,))
+    async def add_session_tokens(self, user_id: str, device_id: str | None, access_token: str,
+                                 valid_until_ts: int | None, refresh_token: str | None = None,
+                                 refresh_expiry_ts: int | None = None,
+                                 ultimate_session_expiry_ts: int | None = None) -> tuple[int, int | None]:
+        """Store a new access token and, if given, the refresh token it is paired with.
+
+        Returns:
+            (access token id, refresh token id or None).
+        """
+        access_id = self._next_token_id()
+        refresh_id = self._next_token_id() if refresh_token is not None else None
+
+        def _txn(txn: Txn) -> None:
+            if refresh_token is not None:
+                assert device_id is not None
+                txn.execute(
+                    "INSERT INTO refresh_tokens (id, token, user_id, device_id, expiry_ts, ultimate_session_expiry_ts)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (refresh_id, refresh_token, user_id, device_id, refresh_expiry_ts, ultimate_session_expiry_ts))
+            txn.execute(
+                "INSERT INTO access_tokens (id, token, user_id, device_id, valid_until_ts, refresh_token_id, used)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (access_id, access_token, user_id, device_id, valid_until_ts, refresh_id))
+        await self._db.run_txn("add_session_tokens", _txn)
+        return access_id, refresh_id
+
+    async def exchange_refresh_token(self, old_id: int, access_token: str, valid_until_ts: int | None,
+                                     refresh_token: str, refresh_expiry_ts: int | None,
+                                     ultimate_session_expiry_ts: int | None) -> bool:
+        """Mint a new access/refresh pair from refresh token ``old_id``.
+
+        In one transaction: the access tokens the old refresh token minted, any
+        successor from an earlier exchange of it (a retry) and its predecessor
+        are deleted; the new pair is stored and linked as the old one's
+        successor. Returns False if the old refresh token is gone (revoked or
+        exchanged concurrently).
+        """
+        access_id = self._next_token_id()
+        refresh_id = self._next_token_id()
+
+        def _txn(txn: Txn) -> list[str] | None:
+            txn.execute("SELECT user_id, device_id, next_token_id FROM refresh_tokens WHERE id = ?", (old_id,))
+            row = txn.fetchone()
+            if row is None:
+                return None
+            user_id, device_id, previous_next = row
+            dead_refresh = [old_id]
+            if previous_next is not None:
+                dead_refresh.append(previous_next)
+                txn.execute("DELETE FROM refresh_tokens WHERE id = ?", (previous_next,))
+            # The old refresh token has now been used: its own predecessor is revoked.
+            txn.execute("DELETE FROM refresh_tokens WHERE next_token_id = ?", (old_id,))
+            tokens: list[str] = []
+            for rid in dead_refresh:
+                txn.execute("SELECT token FROM access_tokens WHERE refresh_token_id = ?", (rid,))
+                tokens.extend(r[0] for r in txn.fetchall())
+                txn.execute("DELETE FROM access_tokens WHERE refresh_token_id = ?", (rid,))
+            txn.execute(
+                "INSERT INTO refresh_tokens (id, token, user_id, device_id, expiry_ts, ultimate_session_expiry_ts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (refresh_id, refresh_token, user_id, device_id, refresh_expiry_ts, ultimate_session_expiry_ts))
+            txn.execute(
+                "INSERT INTO access_tokens (id, token, user_id, device_id, valid_until_ts, refresh_token_id, used)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (access_id, access_token, user_id, device_id, valid_until_ts, refresh_id))
+            txn.execute("UPDATE refresh_tokens SET next_token_id = ? WHERE id = ?", (refresh_id, old_id))
             return tokens
-        for t in await self._db.run_txn("replace_refresh_token", _txn):
+        tokens = await self._db.run_txn("exchange_refresh_token", _txn)
+        if tokens is None:
+            return False
+        for t in tokens:
             self._token_cache.pop(t)
+        return True
+
+    async def mark_access_token_used(self, token: str, info: TokenInfo) -> None:
+        """Record the first use of a refreshed access token: the refresh token
+        its own refresh token replaced is revoked."""
+        def _txn(txn: Txn) -> None:
+            txn.execute("UPDATE access_tokens SET used = 1 WHERE id = ?", (info.token_id,))
+            if info.refresh_token_id is not None:
+                txn.execute("DELETE FROM refresh_tokens WHERE next_token_id = ?", (info.refresh_token_id,))
+        await self._db.run_txn("mark_access_token_used", _txn)
+        if token in self._token_cache:
+            self._token_cache.set(token, dataclasses.replace(info, used=True))
+
+    async def delete_tokens_for_device(self, user_id: str, device_id: str) -> None:
+        """Delete every access and refresh token of one device (the device stays)."""
+        def _txn(txn: Txn) -> list[str]:
+            txn.execute("SELECT token FROM access_tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+            tokens = [r[0] for r in txn.fetchall()]
+            txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+            txn.execute("DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
+            return tokens
+        for t in await self._db.run_txn("delete_device_tokens", _txn):
+            self._token_cache.pop(t)
+
+    # ------------------------------------------------------------ openid
+    async def insert_openid_token(self, token: str, user_id: str, valid_until_ms: int) -> None:
+        await self._db.execute(
+            "insert_openid_token",
+            "INSERT INTO openid_tokens (token, user_id, ts_valid_until_ms) VALUES (?, ?, ?)",
+            token, user_id, valid_until_ms)
+
+    async def get_user_id_for_openid_token(self, token: str, now_ms: int) -> str | None:
+        """The user an unexpired OpenID token was issued to, or None."""
+        rows = await self._db.execute(
+            "get_openid_token",
+            "SELECT user_id FROM openid_tokens WHERE token = ? AND ts_valid_until_ms > ?", token, now_ms)
+        return rows[0][0] if rows else None
+
+    async def delete_expired_openid_tokens(self, now_ms: int) -> None:
+        await self._db.execute("expire_openid_tokens", "DELETE FROM openid_tokens WHERE ts_valid_until_ms <= ?",
+                               now_ms)
+
+    # ------------------------------------------------------- deactivation
+    async def deactivate_user(self, user_id: str, erase_password: bool) -> list[str]:
+        """Mark a user deactivated and delete its devices, tokens and sessions.
+
+        Returns:
+            The IDs of the devices deleted.
+        """
+        def _txn(txn: Txn) -> tuple[list[str], list[str]]:
+            txn.execute("UPDATE users SET deactivated = 1 WHERE user_id = ?", (user_id,))
+            if erase_password:
+                txn.execute("UPDATE users SET password_hash = NULL WHERE user_id = ?", (user_id,))
+            txn.execute("SELECT token FROM access_tokens WHERE user_id = ?", (user_id,))
+            tokens = [r[0] for r in txn.fetchall()]
+            txn.execute("SELECT device_id FROM devices WHERE user_id = ?", (user_id,))
+            device_ids = [r[0] for r in txn.fetchall()]
+            txn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
+            txn.execute("DELETE FROM refresh_tokens WHERE user_id = ?", (user_id,))
+            txn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
+            txn.execute("DELETE FROM openid_tokens WHERE user_id = ?", (user_id,))
+            txn.execute("DELETE FROM ui_auth_sessions WHERE user_id = ?", (user_id,))
+            return tokens, device_ids
+        tokens, device_ids = await self._db.run_txn("deactivate_user", _txn)
+        for t in tokens:
+            self._token_cache.pop(t)
+        # Cached token infos of this user carry the old `deactivated` flag.
+        self._token_cache.clear()
+        return device_ids
 
     # ---------------------------------------------------------- ui auth
     async def create_ui_auth_session(self, session_id: str, ts: int, uri: str, method: str,
@@ -279,6 +436,19 @@ class UserStore:
             txn.execute("UPDATE ui_auth_sessions SET completed = ? WHERE session_id = ?",
                         (orjson.dumps(completed).decode(), session_id))
         await self._db.run_txn("uia_stage_complete", _txn)
+
+    async def update_ui_auth_session_params(self, session_id: str, updates: dict[str, Any]) -> None:
+        """Merge ``updates`` into a session's server-side parameters."""
+        def _txn(txn: Txn) -> None:
+            txn.execute("SELECT params FROM ui_auth_sessions WHERE session_id = ?", (session_id,))
+            row = txn.fetchone()
+            if row is None:
+                return
+            params = orjson.loads(row[0] or "{}")
+            params.update(updates)
+            txn.execute("UPDATE ui_auth_sessions SET params = ? WHERE session_id = ?",
+                        (orjson.dumps(params).decode(), session_id))
+        await self._db.run_txn("uia_update_params", _txn)
 
     async def delete_ui_auth_session(self, session_id: str) -> None:
         await self._db.execute("delete_uia_session", "DELETE FROM ui_auth_sessions WHERE session_id = ?", session_id)
