@@ -212,8 +212,45 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
                                            Ratelimiter("rc_room_creation", rl.rc_room_creation, clock))
     hs.room_reads = RoomReadHandler(events, state, rooms, members, visibility, serializer, event_ids,
                                     notifier.current_token)
+    from homeserver.handlers.membership import MembershipLifecycle
+
+    lifecycle = MembershipLifecycle(server_name, membership, members, rooms, config.registration.auto_join_rooms,
+                                    config.registration.autocreate_auto_join_rooms, hs.room_creation)
+    hs.registration.on_register.append(lifecycle.on_register)
+    hs.account.on_deactivate.append(lifecycle.on_deactivate)
     rooms_api.register(router, creation=hs.room_creation, membership=membership, sender=sender,
                        reads=hs.room_reads, rooms=rooms, members=members, server_name=server_name)
+
+    # ---- rooms: directory, aliases, spaces, relations ------------------------
+    from homeserver.api.client import directory as directory_api
+    from homeserver.api.client import relations as relations_api
+    from homeserver.api.client import room_extras as room_extras_api
+    from homeserver.handlers.directory import DirectoryHandler
+    from homeserver.handlers.hierarchy import SpaceHierarchyHandler
+    from homeserver.handlers.relations import RelationsHandler
+    from homeserver.handlers.room_summary import InitialSyncHandler, RoomStatsUpdater, RoomSummaryHandler
+    from homeserver.handlers.room_upgrade import RoomUpgradeHandler
+    from homeserver.storage.stores.directory import DirectoryStore
+
+    hs.directory_store = directory_store = DirectoryStore(db)
+    with _Step("room stats catch-up"):
+        rebuilt = directory_store.catch_up_blocking(event_ids.get_current())
+        if rebuilt:
+            logger.info("rebuilt the stats of %d rooms", rebuilt)
+    hs.room_stats = RoomStatsUpdater(directory_store, event_ids.get_current)
+    persister.add_listener(hs.room_stats.on_events_persisted)
+    hs.room_summaries = RoomSummaryHandler(server_name, directory_store, hs.room_stats, rooms, members)
+    hs.directory = DirectoryHandler(server_name, rooms, members, state, directory_store, hs.room_summaries, sender)
+    hs.hierarchy = SpaceHierarchyHandler(hs.room_summaries, directory_store, events, members)
+    hs.room_upgrades = RoomUpgradeHandler(server_name, hs.room_creation, sender, rooms, members, state, events,
+                                          directory_store)
+    hs.relations = RelationsHandler(events, rooms, members, state, visibility, serializer)
+    hs.initial_sync = InitialSyncHandler(hs.room_reads, events, state, members, directory_store, visibility,
+                                         serializer, getattr(hs, "account_data", None), notifier.current_token)
+    directory_api.register(router, hs.directory, config.server.allow_public_rooms_without_auth)
+    room_extras_api.register(router, summaries=hs.room_summaries, hierarchy=hs.hierarchy,
+                             upgrades=hs.room_upgrades, relations=hs.relations, snapshots=hs.initial_sync)
+    relations_api.register(router, hs.relations)
 
     # ---- sync ---------------------------------------------------------------
     from homeserver.api.client import sync as sync_api

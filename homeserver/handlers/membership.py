@@ -176,3 +176,43 @@ class MembershipHandler:
                                         state_key=user_id, ratelimit=False)
             except MatrixError as e:
                 logger.info("could not update profile in %s: %s", room_id, e.message)
+
+
+class MembershipLifecycle:
+    """Membership work tied to account events: auto-join on registration, leave on deactivation."""
+
+    def __init__(self, server_name: str, membership: MembershipHandler, members: MembershipStore,
+                 rooms: RoomStore, auto_join_rooms: list[str], autocreate: bool, room_creation: Any) -> None:
+        self._server_name = server_name
+        self._membership = membership
+        self._members = members
+        self._rooms = rooms
+        self._auto_join = list(auto_join_rooms)
+        self._autocreate = autocreate
+        self._room_creation = room_creation
+
+    async def on_register(self, user_id: str) -> None:
+        requester = Requester(user_id=user_id, device_id=None, access_token_id=None)
+        for alias in self._auto_join:
+            try:
+                found = await self._rooms.get_alias(alias)
+                if found is None:
+                    if not self._autocreate or get_domain_from_id(alias) != self._server_name:
+                        continue
+                    localpart = alias[1:].split(":", 1)[0]
+                    await self._room_creation.create_room(
+                        requester, {"preset": "public_chat", "room_alias_name": localpart,
+                                    "visibility": "public"}, ratelimit=False)
+                    continue
+                await self._membership.update_membership(requester, user_id, found[0], "join", ratelimit=False)
+            except MatrixError as e:
+                logger.warning("auto-join of %s into %s failed: %s", user_id, alias, e.message)
+
+    async def on_deactivate(self, user_id: str, erase: bool) -> None:
+        requester = Requester(user_id=user_id, device_id=None, access_token_id=None)
+        rows = await self._members.get_rooms_for_user_by_membership(user_id, ["join", "invite", "knock"])
+        for room_id, _m, _e, _s in rows:
+            try:
+                await self._membership.update_membership(requester, user_id, room_id, "leave", ratelimit=False)
+            except MatrixError as e:
+                logger.warning("could not leave %s for deactivated %s: %s", room_id, user_id, e.message)

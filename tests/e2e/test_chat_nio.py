@@ -53,6 +53,7 @@ def test_two_nio_clients_chat_in_a_room(server):
                     break
             assert seen, "alice never saw bob's reply"
             # History through /messages
+            await bob.sync(timeout=0)
             msgs = await bob.room_messages(room_id, start=bob.next_batch, limit=50)
             assert isinstance(msgs, nio.RoomMessagesResponse), msgs
             bodies = [getattr(e, "body", None) for e in msgs.chunk]

@@ -285,19 +285,20 @@ class DirectoryStore:
         return await self._db.run_txn("get_published_flags", _txn)
 
     # ------------------------------------------------------------- state
-    async def get_current_state_ids_for_rooms(self, room_ids: Sequence[str], types: Sequence[str]
+    async def get_current_state_ids_for_rooms(self, room_ids: Sequence[str], types: Sequence[str] | None
                                               ) -> dict[str, dict[tuple[str, str], str]]:
-        """Current state of many rooms, only the given event types (any state key)."""
-        if not room_ids or not types:
+        """Current state of many rooms: events of the given types (any state key), or all with None."""
+        if not room_ids or types == []:
             return {}
+        type_clause = "" if types is None else f" AND type IN ({','.join('?' * len(types))})"
 
         def _txn(txn: Txn) -> dict[str, dict[tuple[str, str], str]]:
             out: dict[str, dict[tuple[str, str], str]] = {}
             for chunk in _chunks(list(room_ids), 500):
                 txn.execute(
                     "SELECT room_id, type, state_key, event_id FROM current_state_events"
-                    f" WHERE room_id IN ({','.join('?' * len(chunk))}) AND type IN ({','.join('?' * len(types))})",
-                    list(chunk) + list(types))
+                    f" WHERE room_id IN ({','.join('?' * len(chunk))}){type_clause}",
+                    list(chunk) + list(types or ()))
                 for room_id, typ, sk, eid in txn.fetchall():
                     out.setdefault(room_id, {})[(typ, sk)] = eid
             return out

@@ -323,9 +323,11 @@ class EventStore:
             args.append(from_stream)
         part = ""
         if participated_by:
-            part = (" AND (relates_to_id IN (SELECT relates_to_id FROM event_relations WHERE rel_type = 'm.thread'"
-                    " AND sender = ?) OR relates_to_id IN (SELECT event_id FROM events WHERE sender = ? AND room_id = ?))")
-            args = [room_id, participated_by, participated_by, room_id] + args[1:]
+            # Replied in the thread (index event_relations_room_sender) or sent its root (a key lookup).
+            part = (" AND (relates_to_id IN (SELECT relates_to_id FROM event_relations WHERE room_id = ?"
+                    " AND rel_type = 'm.thread' AND sender = ?) OR EXISTS (SELECT 1 FROM events e"
+                    " WHERE e.event_id = event_relations.relates_to_id AND e.sender = ?))")
+            args = [room_id, room_id, participated_by, participated_by] + args[1:]
         args.append(limit)
         rows = await self._db.execute(
             "get_threads",
@@ -333,6 +335,69 @@ class EventStore:
             f" WHERE room_id = ? AND rel_type = 'm.thread'{part} GROUP BY relates_to_id{having}"
             " ORDER BY latest DESC LIMIT ?", *args)
         return [(r[0], r[1]) for r in rows]
+
+    # ------------------------------------- relations in depth, bounded timelines
+    async def get_relations_within_depth(self, event_id: str, max_depth: int, rel_type: str | None,
+                                         event_type: str | None, from_stream: int | None, to_stream: int | None,
+                                         direction: str, limit: int) -> list[tuple[str, int]]:
+        """Like `get_relations`, also following relations of relations up to ``max_depth`` levels."""
+        if max_depth <= 1:
+            return await self.get_relations(event_id, rel_type, event_type, from_stream, to_stream, direction, limit)
+        args: list[Any] = [event_id, max_depth]
+        where = ""
+        if rel_type:
+            where += " AND er.rel_type = ?"
+            args.append(rel_type)
+        if event_type:
+            where += " AND er.type = ?"
+            args.append(event_type)
+        if from_stream is not None:
+            where += f" AND er.stream_ordering {'<' if direction == 'b' else '>'} ?"
+            args.append(from_stream)
+        if to_stream is not None:
+            where += f" AND er.stream_ordering {'>=' if direction == 'b' else '<='} ?"
+            args.append(to_stream)
+        args.append(limit)
+        rows = await self._db.execute(
+            "get_relations_recursive",
+            "WITH RECURSIVE related(event_id, depth) AS ("
+            " SELECT event_id, 1 FROM event_relations WHERE relates_to_id = ?"
+            " UNION SELECT r.event_id, related.depth + 1 FROM event_relations r"
+            " JOIN related ON r.relates_to_id = related.event_id WHERE related.depth < ?)"
+            " SELECT DISTINCT er.event_id, er.stream_ordering FROM related"
+            f" JOIN event_relations er ON er.event_id = related.event_id WHERE 1 = 1{where}"
+            f" ORDER BY er.stream_ordering {'DESC' if direction == 'b' else 'ASC'} LIMIT ?", *args)
+        return [(r[0], r[1]) for r in rows]
+
+    async def get_recent_event_ids_before(self, bounds: dict[str, int], limit: int
+                                          ) -> dict[str, tuple[list[str], bool]]:
+        """Newest ``limit`` timeline events of each room at or before its own stream bound.
+
+        Returns room_id → (event IDs oldest first, limited), one query per 200 rooms.
+        """
+        if not bounds:
+            return {}
+        items = sorted(bounds.items())
+
+        def _txn(txn: Txn) -> dict[str, tuple[list[str], bool]]:
+            out: dict[str, tuple[list[str], bool]] = {}
+            for chunk in _chunks(items, 200):
+                args: list[Any] = [x for pair in chunk for x in pair] + [limit + 1]
+                ranges = " OR ".join(["(room_id = ? AND stream_ordering <= ?)"] * len(chunk))
+                txn.execute(
+                    "SELECT room_id, event_id FROM ("
+                    " SELECT room_id, event_id, stream_ordering, ROW_NUMBER() OVER ("
+                    "  PARTITION BY room_id ORDER BY stream_ordering DESC) AS rn"
+                    f" FROM events WHERE outlier = 0 AND stream_ordering IS NOT NULL AND ({ranges})"
+                    ") AS t WHERE rn <= ? ORDER BY room_id, stream_ordering", args)
+                for room_id, event_id in txn.fetchall():
+                    out.setdefault(room_id, ([], False))[0].append(event_id)
+            for room_id, (ids, _) in list(out.items()):
+                if len(ids) > limit:
+                    out[room_id] = (ids[1:], True)
+            return out
+
+        return await self._db.run_txn("recent_events_before", _txn)
 
 
 class RoomVersionLookup:
