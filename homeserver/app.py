@@ -261,6 +261,106 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     hs.sync_handler.max_timeline_limit = config.server.filter_timeline_limit
     sync_api.register(router, hs.sync_handler, getattr(hs, "filter_store", None))
 
+    # ---- typing, receipts, presence ------------------------------------------
+    from homeserver.api.client import presence as presence_api
+    from homeserver.api.client import receipts as receipts_api
+    from homeserver.api.client import typing as typing_api
+    from homeserver.handlers.delivery import DeliveryReceipts
+    from homeserver.handlers.presence import PresenceHandler
+    from homeserver.handlers.receipts import ReceiptsHandler
+    from homeserver.handlers.typing import TypingHandler
+    from homeserver.handlers.unread import UnreadCounts
+    from homeserver.storage.stores.presence import PresenceStore
+    from homeserver.storage.stores.push_summary import PushSummaryStore
+    from homeserver.storage.stores.receipts import ReceiptStore
+    from homeserver.sync.ephemeral import ReceiptsSyncExtension, TypingSyncExtension
+    from homeserver.sync.presence import PresenceSyncExtension
+    from homeserver.sync.unread import UnreadSyncExtension
+    from homeserver.util.ratelimit import Ratelimiter
+    from homeserver.util.tasks import run_in_background
+
+    with _Step("receipts and presence streams"):
+        receipt_store, presence_store = ReceiptStore(db), PresenceStore(db)
+        hs.receipt_ids = StreamIdGenerator("receipts", receipt_store.get_max_stream_id_blocking())
+        hs.presence_ids = StreamIdGenerator("presence", presence_store.get_max_stream_id_blocking())
+    hs.typing = TypingHandler(clock, members, notifier)
+    stream_positions["typing"] = hs.typing.get_current_position
+    stream_positions["receipts"] = hs.receipt_ids.get_current
+    stream_positions["presence"] = hs.presence_ids.get_current
+    hs.unread = UnreadCounts(PushSummaryStore(db), receipt_store, events, members, clock, server_name,
+                             event_ids.get_current)
+    hs.receipts = ReceiptsHandler(receipt_store, hs.receipt_ids, events, members, notifier, clock,
+                                  hs.account_data_handler, hs.account_data, hs.unread,
+                                  config.myelin.delivery_receipts.enabled)
+    hs.presence = PresenceHandler(config.presence, presence_store, hs.presence_ids, members, users, notifier,
+                                  clock, server_name, Ratelimiter("rc_presence.per_user",
+                                                                  config.ratelimiting.rc_presence.per_user, clock))
+    hs.delivery = DeliveryReceipts(hs.receipts, events)
+    for listener in (hs.unread.on_events_persisted, hs.typing.on_events_persisted,
+                     hs.presence.on_events_persisted):
+        persister.add_listener(listener)
+    hs.typing.activity_listeners.append(hs.presence.bump_active)
+    hs.receipts.activity_listeners.append(hs.presence.bump_active)
+    hs.sync_handler.on_sync_listeners.append(hs.presence.on_sync)
+    hs.sync_handler.response_listeners.extend([hs.delivery.on_sync_response, hs.presence.on_sync_response])
+    # Unread counts last: they go on every room the other extensions put in the response.
+    hs.sync_handler.extensions.extend([
+        TypingSyncExtension(hs.typing), ReceiptsSyncExtension(hs.receipts, receipt_store),
+        PresenceSyncExtension(hs.presence, presence_store, config.presence.include_offline_users_on_sync),
+        UnreadSyncExtension(hs.unread, receipt_store)])
+    typing_api.register(router, hs.typing)
+    receipts_api.register(router, hs.receipts)
+    presence_api.register(router, hs.presence)
+    run_in_background("presence_start", hs.presence.start)
+
+    # ---- to-device, device lists, e2e keys ---------------------------------
+    from homeserver.api.client import key_backup as key_backup_api
+    from homeserver.api.client import keys as keys_api
+    from homeserver.api.client import to_device as to_device_api
+    from homeserver.handlers.cross_signing import CrossSigningHandler
+    from homeserver.handlers.device_lists import DeviceListHandler
+    from homeserver.handlers.e2e_keys import E2eKeysHandler
+    from homeserver.handlers.key_backup import KeyBackupHandler
+    from homeserver.handlers.to_device import ToDeviceHandler
+    from homeserver.storage.stores.device_lists import DeviceListStore
+    from homeserver.storage.stores.e2e_keys import E2eKeysStore
+    from homeserver.storage.stores.key_backup import KeyBackupStore
+    from homeserver.storage.stores.to_device import ToDeviceStore
+    from homeserver.sync.e2e import E2eSyncExtension
+    from homeserver.sync.to_device import ToDeviceSyncExtension
+
+    with _Step("to-device and device-list streams"):
+        to_device_store, device_list_store = ToDeviceStore(db), DeviceListStore(db)
+        e2e_store = E2eKeysStore(db, device_list_store)
+        hs.to_device_ids = StreamIdGenerator("to_device", to_device_store.get_max_stream_id_blocking())
+        hs.device_list_ids = StreamIdGenerator("device_lists", device_list_store.get_max_stream_id_blocking())
+        otk_seq = SimpleIdGenerator(e2e_store.get_max_one_time_key_seq_blocking())
+    stream_positions["to_device"] = hs.to_device_ids.get_current
+    stream_positions["device_lists"] = hs.device_list_ids.get_current
+    hs.to_device = ToDeviceHandler(to_device_store, hs.to_device_ids, notifier, clock, server_name)
+    hs.device_lists = DeviceListHandler(device_list_store, hs.device_list_ids, notifier, members, member_changes,
+                                        event_ids.get_current())
+    persister.add_listener(hs.device_lists.on_events_persisted)
+    hs.e2e_keys = E2eKeysHandler(e2e_store, hs.device_lists, clock, server_name, otk_seq)
+    hs.cross_signing = CrossSigningHandler(e2e_store, hs.device_lists, hs.ui_auth, users)
+    hs.cross_signing.extend_key_queries(hs.e2e_keys)
+    hs.key_backup = KeyBackupHandler(KeyBackupStore(db))
+
+    async def _on_device_change(user_id: str, device_ids: list[str], deleted: bool) -> None:
+        if deleted:
+            await hs.to_device.on_devices_deleted(user_id, device_ids)
+            await hs.e2e_keys.on_devices_deleted(user_id, device_ids)
+        else:
+            await hs.device_lists.notify_changed([user_id])
+
+    hs.devices.device_change_callbacks.append(_on_device_change)
+    hs.sync_handler.extensions.append(ToDeviceSyncExtension(hs.to_device))
+    hs.sync_handler.extensions.append(E2eSyncExtension(hs.e2e_keys, hs.device_lists))
+    to_device_api.register(router, hs.to_device)
+    keys_api.register(router, hs.e2e_keys, hs.cross_signing, hs.device_lists, notifier.current_token,
+                      members.get_rooms_for_user)
+    key_backup_api.register(router, hs.key_backup)
+
     # ---- admin API ------------------------------------------------------------
 
     hs.resource = RootResource(router, auth.authenticate, observer=getattr(hs, "request_observer", None))

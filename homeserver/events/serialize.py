@@ -55,8 +55,8 @@ class EventSerializer:
 
     async def serialize_many(self, events: Sequence[Event], *, user_id: str | None = None,
                              device_id: str | None = None, bundle_aggregations: bool = True,
-                             event_format: str = "client", only_fields: list[str] | None = None
-                             ) -> list[dict[str, Any]]:
+                             event_format: str = "client", only_fields: list[str] | None = None,
+                             include_room_id: bool = True) -> list[dict[str, Any]]:
         if not events:
             return []
         now = self._clock.time_msec()
@@ -87,6 +87,9 @@ class EventSerializer:
         out = []
         for ev in events:
             d = self._one(ev, now, txn_device, extra, event_format)
+            if not include_room_id and event_format != "federation":
+                # /sync's ClientEventWithoutRoomID: the room is the key above it.
+                d.pop("room_id", None)
             s = summaries.get(ev.event_id)
             if s:
                 rel = _bundle(ev, s, extra, now, txn_device, self)

@@ -220,7 +220,8 @@ class DirectoryHandler:
         search_term = room_types = None
         if search_filter:
             search_term = (search_filter.get("generic_search_term") or "").strip() or None
-            room_types = search_filter.get("room_types")
+            # An empty list filters nothing, as in Synapse.
+            room_types = search_filter.get("room_types") or None
         after: tuple[int, str] | None = None
         backwards = False
         if since is not None:

@@ -85,10 +85,12 @@ class RelationsHandler:
         to_pos = RoomToken.from_string(to_token).stream if to_token else None
         user_id = requester.user_id
         parent = await self._events.get_event(event_id)
-        membership = await self._membership(room_id, user_id) if parent is not None else None
-        if parent is None or parent.room_id != room_id or parent.outlier or not (
-                membership is not None or await self._is_world_readable(room_id)) or not \
-                await self._visibility.filter_for_user(user_id, room_id, [parent], membership):
+        if parent is None or parent.room_id != room_id or parent.outlier:
+            raise MatrixError("M_NOT_FOUND", "Event not found")
+        membership = await self._membership(room_id, user_id)
+        if membership is None and not await self._is_world_readable(room_id):
+            raise MatrixError("M_NOT_FOUND", "Event not found")
+        if not await self._visibility.filter_for_user(user_id, room_id, [parent], membership):
             raise MatrixError("M_NOT_FOUND", "Event not found")
 
         # Store bounds are exclusive on `from` and inclusive on `to` (see the module doc).

@@ -246,7 +246,8 @@ class SyncHandler:
             state_evs = await self._events.get_events_as_list(list(state_ids.values()))
             state_evs = flt.room.state.filter(state_evs)
             ser_kw = {"user_id": user_id, "device_id": ctx.requester.device_id,
-                      "event_format": flt.event_format, "only_fields": flt.event_fields}
+                      "event_format": flt.event_format, "only_fields": flt.event_fields,
+                      "include_room_id": False}
             prev_batch = None
             if timeline:
                 first = timeline[0]
@@ -336,11 +337,12 @@ class SyncHandler:
         prev_batch = (RoomToken(stream=timeline[0].internal["stream_ordering"] - 1,
                                 topological=timeline[0].internal["topological_ordering"]).to_string()
                       if timeline else ctx.now.to_string())
-        kw = {"user_id": ctx.requester.user_id, "device_id": ctx.requester.device_id}
+        kw = {"user_id": ctx.requester.user_id, "device_id": ctx.requester.device_id, "include_room_id": False}
         return {
             "timeline": {"events": await self._serializer.serialize_many(timeline, **kw), "limited": bool(limited),
                          "prev_batch": prev_batch},
-            "state": {"events": await self._serializer.serialize_many(state_evs, bundle_aggregations=False)},
+            "state": {"events": await self._serializer.serialize_many(state_evs, bundle_aggregations=False,
+                                                                      include_room_id=False)},
             "account_data": {"events": []},
         }
 

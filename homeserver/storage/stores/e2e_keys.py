@@ -178,9 +178,7 @@ class E2eKeysStore:
         return await self._db.run_txn("get_e2e_device_keys", _txn)
 
     async def get_device_key_json(self, user_id: str, device_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """device_id -> stored device keys, for some devices of one user."""
-        if not device_ids:
-            return {}
+        """device_id -> stored device keys, for some (none listed: all) devices of one user."""
         keys = await self.get_device_keys({user_id: list(device_ids)})
         return {d: v[0] for d, v in keys.get(user_id, {}).items()}
 

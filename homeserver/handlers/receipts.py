@@ -1,0 +1,256 @@
+"""Receipts and read markers: `POST /receipt/...`, `POST /read_markers`.
+
+Spec: client-server API modules "Receipts" (m.read, m.read.private, threaded
+receipts) and "Read and unread markers" (m.fully_read). Myelin adds the
+`io.myelin.delivered` receipt type (docs/delivery_receipts.md), written by
+`handlers/delivery.py` through `record_receipts`.
+
+Theory of operation. A receipt is the latest event of one (room, type, user,
+thread); it only moves forward (a receipt for an event at or before the
+current one is ignored, compared by stream ordering in SQL). Every write
+takes a position of the receipts stream; the position is finished only after
+the write and, for read receipts, after the unread counts were recounted, so
+a sync woken by a receipt also sees the counts it reset. Waiting syncs are
+woken once the stream's frontier has passed the position (streams/README.md):
+room members for m.read, only the user for m.read.private, only the senders
+of the delivered events for io.myelin.delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Protocol, Sequence
+
+from homeserver.errors import MatrixError
+from homeserver.http.requester import Requester
+from homeserver.protocol.events import Event
+from homeserver.storage.stores.events import EventStore
+from homeserver.storage.stores.receipts import READ_TYPES, UNTHREADED, Receipt, ReceiptStore
+from homeserver.storage.stores.rooms import MembershipStore
+from homeserver.streams.change_cache import StreamChangeCache
+from homeserver.streams.ids import StreamIdGenerator
+from homeserver.streams.notifier import Notifier
+from homeserver.util.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+FULLY_READ = "m.fully_read"
+DELIVERED = "io.myelin.delivered"
+PRIVATE_TYPES = frozenset({"m.read.private"})
+
+
+class AccountDataWriter(Protocol):
+    """Where m.fully_read goes (`handlers.account_data.AccountDataHandler`)."""
+
+    async def add_account_data_for_user(self, user_id: str, room_id: str | None, data_type: str,
+                                        content: dict[str, Any]) -> int: ...
+
+
+class AccountDataReader(Protocol):
+    async def get_account_data_by_type(self, user_id: str, room_id: str | None, data_type: str
+                                       ) -> dict[str, Any] | None: ...
+
+
+class ReadCounter(Protocol):
+    """Recounts unread notifications when a read receipt moves (`handlers.unread.UnreadCounts`)."""
+
+    async def on_read_receipt(self, user_id: str, room_id: str, thread_id: str) -> None: ...
+
+
+class ReceiptsHandler:
+    """Receipts on the receipts stream.
+
+    Args:
+        store: the receipts table.
+        stream_ids: positions of the receipts stream.
+        events: the events receipts point at.
+        members: membership checks.
+        notifier: wakes waiting syncs.
+        clock: the injected clock (receipt ``ts``).
+        account_data: writes m.fully_read; account_data_reader reads it back.
+        unread: recounts unread notifications on read receipts.
+        delivered_enabled: whether io.myelin.delivered is accepted (server setting).
+    """
+
+    def __init__(self, store: ReceiptStore, stream_ids: StreamIdGenerator, events: EventStore,
+                 members: MembershipStore, notifier: Notifier, clock: Clock, account_data: AccountDataWriter,
+                 account_data_reader: AccountDataReader, unread: ReadCounter | None,
+                 delivered_enabled: bool) -> None:
+        self._store = store
+        self._ids = stream_ids
+        self._events = events
+        self._members = members
+        self._notifier = notifier
+        self._clock = clock
+        self._account_data = account_data
+        self._account_data_reader = account_data_reader
+        self._unread = unread
+        self.delivered_enabled = delivered_enabled
+        # Rooms whose receipts changed, by position: lets a sync skip the query.
+        self.room_changes = StreamChangeCache("receipts_rooms", stream_ids.get_current())
+        # Written but not yet below the frontier: (position, rooms to wake, users to wake).
+        self._pending: list[tuple[int, set[str], set[str]]] = []
+        stream_ids.add_listener(self._on_stream_advanced)
+        # Called with (user_id) on a client's receipt (presence activity).
+        self.activity_listeners: list[Any] = []
+
+    # ------------------------------------------------------------ client API
+    async def post_receipt(self, requester: Requester, room_id: str, receipt_type: str, event_id: str,
+                           body: dict[str, Any]) -> None:
+        """``postReceipt``: move a receipt (or the fully read marker) to ``event_id``."""
+        allowed = READ_TYPES + (FULLY_READ,) + ((DELIVERED,) if self.delivered_enabled else ())
+        if receipt_type not in allowed:
+            raise MatrixError("M_INVALID_PARAM", f"Receipt type must be one of {', '.join(allowed)}")
+        thread_id = body.get("thread_id")
+        if thread_id is not None:
+            if not isinstance(thread_id, str) or not thread_id:
+                raise MatrixError("M_INVALID_PARAM", "thread_id field must be a non-empty string")
+            if receipt_type not in READ_TYPES:
+                raise MatrixError("M_INVALID_PARAM", f"thread_id is not allowed for {receipt_type}")
+        user_id = requester.user_id
+        await self._check_joined(room_id, user_id)
+        event = await self._get_event(room_id, event_id)
+        if thread_id is not None:
+            _check_thread(event, thread_id)
+        for cb in self.activity_listeners:
+            cb(user_id)
+        if receipt_type == FULLY_READ:
+            await self._set_fully_read(user_id, room_id, event)
+            return
+        if receipt_type == DELIVERED:
+            if await self.sends_delivery_receipts(user_id):
+                await self.record_receipts([self._receipt(room_id, DELIVERED, user_id, UNTHREADED, event)],
+                                           wake_users=_other_senders([event], user_id))
+            return
+        await self.record_receipts([self._receipt(room_id, receipt_type, user_id, thread_id or UNTHREADED, event)])
+
+    async def set_read_marker(self, requester: Requester, room_id: str, body: dict[str, Any]) -> None:
+        """``setReadMarker``: m.fully_read and, optionally, m.read / m.read.private."""
+        wanted: dict[str, str] = {}
+        for key in (FULLY_READ,) + READ_TYPES:
+            value = body.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.startswith("$"):
+                raise MatrixError("M_INVALID_PARAM", f"{key} must be an event ID")
+            wanted[key] = value
+        user_id = requester.user_id
+        await self._check_joined(room_id, user_id)
+        events = {key: await self._get_event(room_id, eid) for key, eid in wanted.items()}
+        if events:
+            for cb in self.activity_listeners:
+                cb(user_id)
+        if FULLY_READ in events:
+            await self._set_fully_read(user_id, room_id, events[FULLY_READ])
+        receipts = [self._receipt(room_id, t, user_id, UNTHREADED, events[t]) for t in READ_TYPES if t in events]
+        if receipts:
+            await self.record_receipts(receipts)
+
+    # ------------------------------------------------------ other handlers
+    async def record_receipts(self, receipts: Sequence[Receipt], wake_users: Iterable[str] = ()) -> list[Receipt]:
+        """Write receipts that move forward; return those written.
+
+        Args:
+            wake_users: users to wake for io.myelin.delivered receipts (the senders
+                of the delivered events); other types wake whom they are visible to.
+        """
+        if not receipts:
+            return []
+        stream_id = self._ids.next_id()
+        written: list[Receipt] = []
+        try:
+            written = await self._store.upsert_receipts(receipts, stream_id)
+            if self._unread is not None:
+                for r in written:
+                    if r.receipt_type in READ_TYPES:
+                        await self._unread.on_read_receipt(r.user_id, r.room_id, r.thread_id)
+        finally:
+            rooms: set[str] = set()
+            users: set[str] = set()
+            for r in written:
+                self.room_changes.entity_changed(r.room_id, stream_id)
+                if r.receipt_type in PRIVATE_TYPES:
+                    users.add(r.user_id)
+                elif r.receipt_type == DELIVERED:
+                    users.update(wake_users)
+                else:
+                    rooms.add(r.room_id)
+            if written:
+                self._pending.append((stream_id, rooms, users))
+            self._ids.finish(stream_id)
+        return written
+
+    def receipt_for(self, room_id: str, receipt_type: str, user_id: str, event: Event) -> Receipt:
+        """An unthreaded receipt of ``user_id`` at ``event`` stamped now."""
+        return self._receipt(room_id, receipt_type, user_id, UNTHREADED, event)
+
+    async def sends_delivery_receipts(self, user_id: str) -> bool:
+        """Whether the server and the user's privacy setting allow io.myelin.delivered."""
+        if not self.delivered_enabled:
+            return False
+        privacy = await self._account_data_reader.get_account_data_by_type(user_id, None, PRIVACY_TYPE)
+        return not (isinstance(privacy, dict) and privacy.get(PRIVACY_SEND_DELIVERED) is False)
+
+    # -------------------------------------------------------------- helpers
+    def _receipt(self, room_id: str, receipt_type: str, user_id: str, thread_id: str, event: Event) -> Receipt:
+        data: dict[str, Any] = {"ts": self._clock.time_msec()}
+        if thread_id != UNTHREADED:
+            data["thread_id"] = thread_id
+        return Receipt(room_id, receipt_type, user_id, thread_id, event.event_id,
+                       int(event.internal.get("stream_ordering") or 0), data)
+
+    async def _check_joined(self, room_id: str, user_id: str) -> None:
+        membership = await self._members.get_membership(room_id, user_id)
+        if membership is None or membership[0] != "join":
+            raise MatrixError("M_FORBIDDEN", "You are not in this room")
+
+    async def _get_event(self, room_id: str, event_id: str) -> Event:
+        event = await self._events.get_event(event_id)
+        if event is None or event.room_id != room_id or event.internal.get("stream_ordering") is None:
+            raise MatrixError("M_NOT_FOUND", "Unknown event")
+        return event
+
+    async def _set_fully_read(self, user_id: str, room_id: str, event: Event) -> None:
+        current = await self._account_data_reader.get_account_data_by_type(user_id, room_id, FULLY_READ)
+        if isinstance(current, dict) and isinstance(current.get("event_id"), str):
+            old = await self._events.get_event(current["event_id"])
+            if old is not None and (old.internal.get("stream_ordering") or 0) >= (
+                    event.internal.get("stream_ordering") or 0):
+                return  # the marker only moves forward
+        await self._account_data.add_account_data_for_user(user_id, room_id, FULLY_READ,
+                                                           {"event_id": event.event_id})
+
+    def _on_stream_advanced(self, current: int) -> None:
+        if not self._pending:
+            return
+        ready = [p for p in self._pending if p[0] <= current]
+        if not ready:
+            return
+        self._pending = [p for p in self._pending if p[0] > current]
+        users: set[str] = set()
+        for _pos, rooms, wake in ready:
+            for room_id in rooms:
+                self._notifier.on_new_room_ephemeral(room_id)
+            users.update(wake)
+        if users:
+            self._notifier.on_user_change(users)
+
+
+# Global account data that holds Myelin's privacy settings.
+PRIVACY_TYPE = "io.myelin.privacy"
+PRIVACY_SEND_DELIVERED = "send_delivery_receipts"
+
+
+def _check_thread(event: Event, thread_id: str) -> None:
+    """400 if the event is not in the thread the receipt names."""
+    rel = event.content.get("m.relates_to")
+    in_thread = rel.get("event_id") if isinstance(rel, dict) and rel.get("rel_type") == "m.thread" else None
+    if thread_id == "main":
+        if isinstance(in_thread, str):
+            raise MatrixError("M_INVALID_PARAM", "The event is in a thread, not the main timeline")
+    elif event.event_id != thread_id and in_thread != thread_id:
+        raise MatrixError("M_INVALID_PARAM", "The event is not in that thread")
+
+
+def _other_senders(events: Iterable[Event], user_id: str) -> set[str]:
+    return {e.sender for e in events if e.sender != user_id}

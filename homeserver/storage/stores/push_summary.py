@@ -1,0 +1,172 @@
+"""Unread notification counts per (user, room, thread): `event_push_summary`.
+
+The persist listener adds each event batch's counts for every joined local
+member of the room in one INSERT ... SELECT per thread (never a statement
+per member), guarded by the row's ``stream_ordering``: a row that already
+includes the batch (because a recount read it) is left alone. A read receipt
+replaces the user's rows with a recount. What counts as a notification or a
+highlight is decided by the caller (handlers/unread.py); this module only
+stores numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, Mapping, Sequence
+
+from homeserver.storage.database import Database, Txn
+
+Counts = tuple[int, int]  # (notification_count, highlight_count)
+
+
+@dataclasses.dataclass(slots=True)
+class ThreadIncrement:
+    """What one event batch adds to one thread's counts.
+
+    Attributes:
+        thread_id: "main" or the thread root's event ID.
+        notif: notifying events of the batch in this thread.
+        own: sender -> how many of those they sent (not counted for them).
+        highlights: user -> highlighting events for them in this thread.
+    """
+
+    thread_id: str
+    notif: int = 0
+    own: dict[str, int] = dataclasses.field(default_factory=dict)
+    highlights: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _chunks(seq: Sequence[Any], n: int = 500) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _case(column: str, values: Mapping[str, int]) -> tuple[str, list[Any]]:
+    """``CASE column WHEN k THEN v ... ELSE 0 END`` (``0`` when ``values`` is empty)."""
+    if not values:
+        return "0", []
+    args: list[Any] = []
+    sql = f"CASE {column}"
+    for k, v in values.items():
+        sql += " WHEN ? THEN ?"
+        args.extend((k, v))
+    return sql + " ELSE 0 END", args
+
+
+class PushSummaryStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def apply_batch(self, room_id: str, first_so: int, last_so: int, local_pattern: str,
+                          increments: Sequence[ThreadIncrement], resets: Mapping[tuple[str, str], Counts],
+                          left_users: Sequence[str]) -> None:
+        """Apply one event batch's counts in one transaction.
+
+        Args:
+            first_so, last_so: the batch's lowest and highest stream orderings.
+            local_pattern: LIKE pattern matching local user IDs (``%:server``).
+            increments: per thread, what the batch adds for the room's joined local members.
+            resets: (user, thread) -> counts after that user's own last event of the batch.
+            left_users: users who left the room in this batch (their rows go).
+        """
+        guard = " WHERE event_push_summary.stream_ordering < ?"
+
+        def _txn(txn: Txn) -> None:
+            if left_users:
+                txn.executemany("DELETE FROM event_push_summary WHERE user_id = ? AND room_id = ?",
+                                [(u, room_id) for u in left_users])
+            # Resets first: the increments below then skip the reset rows (guard).
+            for (user_id, thread_id), (notif, highlight) in resets.items():
+                txn.execute(
+                    "INSERT INTO event_push_summary (user_id, room_id, thread_id, notif_count, highlight_count,"
+                    " stream_ordering) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, room_id, thread_id)"
+                    " DO UPDATE SET notif_count = excluded.notif_count, highlight_count = excluded.highlight_count,"
+                    " stream_ordering = excluded.stream_ordering" + guard,
+                    (user_id, room_id, thread_id, notif, highlight, last_so, first_so))
+            for inc in increments:
+                own_sql, own_args = _case("user_id", inc.own)
+                hl_sql, hl_args = _case("user_id", inc.highlights)
+                txn.execute(
+                    "INSERT INTO event_push_summary (user_id, room_id, thread_id, notif_count, highlight_count,"
+                    f" stream_ordering) SELECT user_id, ?, ?, ? - ({own_sql}), {hl_sql}, ? FROM room_memberships"
+                    " WHERE room_id = ? AND membership = 'join' AND user_id LIKE ?"
+                    " ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET"
+                    " notif_count = event_push_summary.notif_count + excluded.notif_count,"
+                    " highlight_count = event_push_summary.highlight_count + excluded.highlight_count,"
+                    " stream_ordering = excluded.stream_ordering" + guard,
+                    [room_id, inc.thread_id, inc.notif, *own_args, *hl_args, last_so, room_id, local_pattern,
+                     first_so])
+
+        await self._db.run_txn("push_summary_batch", _txn)
+
+    async def replace_counts(self, user_id: str, room_id: str, counts: Mapping[str, Counts], upto: int,
+                             only_thread: str | None = None) -> None:
+        """Replace the user's counts in a room with a recount up to ``upto``.
+
+        Args:
+            counts: thread -> counts; threads with no notifications are given as (0, 0)
+                so that their rows guard against re-adding events the recount saw.
+            only_thread: replace just this thread's row (a threaded receipt).
+        """
+        def _txn(txn: Txn) -> None:
+            if only_thread is None:
+                txn.execute("DELETE FROM event_push_summary WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+            else:
+                txn.execute("DELETE FROM event_push_summary WHERE user_id = ? AND room_id = ? AND thread_id = ?",
+                            (user_id, room_id, only_thread))
+            txn.executemany(
+                "INSERT INTO event_push_summary (user_id, room_id, thread_id, notif_count, highlight_count,"
+                " stream_ordering) VALUES (?, ?, ?, ?, ?, ?)",
+                [(user_id, room_id, t, n, h, upto) for t, (n, h) in counts.items()
+                 if only_thread is None or t == only_thread])
+
+        await self._db.run_txn("push_summary_replace", _txn)
+
+    async def get_room_events_after(self, room_id: str, after: int) -> tuple[list[str], int]:
+        """(IDs of the room's timeline events after position ``after``, oldest first;
+        the room's highest position), read in one transaction."""
+        def _txn(txn: Txn) -> tuple[list[str], int]:
+            txn.execute("SELECT MAX(stream_ordering) FROM events WHERE room_id = ?", (room_id,))
+            row = txn.fetchone()
+            upto = (row[0] if row else None) or 0
+            txn.execute(
+                "SELECT event_id FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
+                " AND outlier = 0 AND state_key IS NULL AND rejected_reason IS NULL ORDER BY stream_ordering",
+                (room_id, after, upto))
+            return [r[0] for r in txn.fetchall()], upto
+
+        return await self._db.run_txn("push_summary_tail", _txn)
+
+    async def get_counts(self, user_id: str, room_ids: Sequence[str] | None, since: int | None, upto: int
+                         ) -> tuple[dict[str, dict[str, Counts]], set[str]]:
+        """The user's counts, and the rooms whose counts moved in (since, upto].
+
+        Args:
+            room_ids: rooms wanted in any case; None: every room with counts.
+            since: with ``room_ids``, also return rooms whose rows changed after it.
+
+        Returns:
+            (room -> thread -> counts, rooms changed in (since, upto]).
+        """
+        def _txn(txn: Txn) -> tuple[dict[str, dict[str, Counts]], set[str]]:
+            out: dict[str, dict[str, Counts]] = {}
+            sql = "SELECT room_id, thread_id, notif_count, highlight_count FROM event_push_summary WHERE user_id = ?"
+            changed: set[str] = set()
+            if room_ids is None:
+                txn.execute(sql, (user_id,))
+                rows = txn.fetchall()
+            else:
+                if since is not None and since < upto:
+                    txn.execute("SELECT DISTINCT room_id FROM event_push_summary WHERE user_id = ?"
+                                " AND stream_ordering > ? AND stream_ordering <= ?", (user_id, since, upto))
+                    changed = {r[0] for r in txn.fetchall()}
+                wanted = sorted(set(room_ids) | changed)
+                rows = []
+                for chunk in _chunks(wanted):
+                    txn.execute(sql + f" AND room_id IN ({','.join('?' * len(chunk))})", [user_id, *chunk])
+                    rows.extend(txn.fetchall())
+            for room_id, thread_id, notif, highlight in rows:
+                out.setdefault(room_id, {})[thread_id] = (int(notif), int(highlight))
+            return out, changed
+
+        return await self._db.run_txn("push_summary_counts", _txn)

@@ -1,0 +1,62 @@
+"""`unread_notifications` and `unread_thread_notifications` of joined rooms in /sync.
+
+Counts come from `handlers/unread.py`. Initial sync: every joined room in
+the response. Incremental sync: every joined room in the response (its
+timeline or ephemeral events changed) plus the rooms whose counts moved
+since the token (counted events filtered out of the timeline, the user's own
+read receipts). The extension first waits until the events up to the token's
+events position have been counted, so a new event and its count arrive in
+the same response. With the timeline filter's ``unread_thread_notifications``,
+``unread_notifications`` covers the main timeline and each thread with
+notifications gets its own entry; otherwise all threads are summed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.handlers.unread import MAIN_THREAD, UnreadCounts
+from homeserver.storage.stores.receipts import ReceiptStore
+from homeserver.sync.handler import SyncContext
+
+
+class UnreadSyncExtension:
+    """Must be registered after the extensions that add rooms (typing, receipts)."""
+
+    def __init__(self, unread: UnreadCounts, receipts: ReceiptStore) -> None:
+        self._unread = unread
+        self._receipts = receipts
+
+    async def add_to_sync(self, ctx: SyncContext, response: dict[str, Any]) -> None:
+        await self._unread.wait_until_counted(ctx.now.events)
+        user_id = ctx.requester.user_id
+        join = response.get("rooms", {}).get("join", {})
+        in_response = [r for r in join if r in ctx.joined_room_ids]
+        full = ctx.since is None or ctx.full_state
+        if full:
+            counts, changed = await self._unread.get_counts(user_id, in_response, None, ctx.now.events)
+        else:
+            counts, changed = await self._unread.get_counts(user_id, in_response, ctx.since.events,
+                                                            ctx.now.events)
+            changed |= await self._receipts.get_rooms_with_read_changes(user_id, ctx.since.receipts,
+                                                                       ctx.now.receipts)
+        room_filter = ctx.filter.room
+        threaded = room_filter.timeline.unread_thread_notifications
+        rooms = set(in_response) | {r for r in changed if r in ctx.joined_room_ids and room_filter.room_allowed(r)}
+        for room_id in sorted(rooms):
+            entry = ctx.room_entry(response, room_id)
+            threads = counts.get(room_id, {})
+            if threaded:
+                main = threads.get(MAIN_THREAD, (0, 0))
+                entry["unread_notifications"] = _counts(main)
+                per_thread = {t: _counts(c) for t, c in sorted(threads.items())
+                              if t != MAIN_THREAD and (c[0] or c[1])}
+                if per_thread:
+                    entry["unread_thread_notifications"] = per_thread
+            else:
+                entry["unread_notifications"] = _counts((sum(c[0] for c in threads.values()),
+                                                         sum(c[1] for c in threads.values())))
+
+
+def _counts(c: tuple[int, int]) -> dict[str, int]:
+    return {"notification_count": c[0], "highlight_count": c[1]}
