@@ -55,9 +55,10 @@ def register(router: Router, e2e_keys: E2eKeysHandler, cross_signing: CrossSigni
         return 200, await cross_signing.upload_signatures(request.requester, request.json())
 
     p = CLIENT_PREFIX
-    router.add("POST", p + "/keys/upload", upload_keys, name="upload_keys")
-    router.add("POST", p + "/keys/query", query_keys, name="query_keys")
-    router.add("POST", p + "/keys/claim", claim_keys, name="claim_keys")
+    # Guests may upload, query and claim keys (spec "Guest Access").
+    router.add("POST", p + "/keys/upload", upload_keys, name="upload_keys", allow_guest=True)
+    router.add("POST", p + "/keys/query", query_keys, name="query_keys", allow_guest=True)
+    router.add("POST", p + "/keys/claim", claim_keys, name="claim_keys", allow_guest=True)
     router.add("GET", p + "/keys/changes", get_keys_changes, name="get_keys_changes")
     router.add("POST", p + "/keys/device_signing/upload", upload_cross_signing_keys,
                name="upload_cross_signing_keys")

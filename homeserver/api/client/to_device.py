@@ -31,4 +31,5 @@ def register(router: Router, to_device: ToDeviceHandler) -> None:
                                        request.path_params["txnId"], messages)
         return 200, {}
 
-    router.add("PUT", CLIENT_PREFIX + "/sendToDevice/{eventType}/{txnId}", send_to_device, name="send_to_device")
+    router.add("PUT", CLIENT_PREFIX + "/sendToDevice/{eventType}/{txnId}", send_to_device, name="send_to_device",
+               allow_guest=True)

@@ -18,7 +18,11 @@ def register(router: Router, config: Any) -> None:
     base_url = server.public_baseurl or f"http://{server.server_name}:8008/"
 
     async def get_versions(request: HttpRequest) -> tuple[int, Any]:
-        return 200, {"versions": SUPPORTED_VERSIONS, "unstable_features": {}}
+        return 200, {"versions": SUPPORTED_VERSIONS, "unstable_features": {
+            "uk.half-shot.msc2666.query_mutual_rooms": True,
+            "im.nheko.summary": True,
+            "org.matrix.msc3266": True,
+        }}
 
     async def get_wellknown(request: HttpRequest) -> tuple[int, Any]:
         body: dict[str, Any] = {"m.homeserver": {"base_url": base_url}}

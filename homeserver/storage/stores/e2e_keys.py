@@ -26,6 +26,8 @@ _CHUNK = 300
 
 # (user_id, device_id) -> ({algorithm: count}, [unused fallback algorithms])
 KeyStatus = tuple[dict[str, int], list[str]]
+# (device keys as uploaded, the device's display name)
+DeviceKeysRow = tuple[dict[str, Any], str | None]
 
 
 class OneTimeKeyConflict(Conflict):
@@ -149,7 +151,7 @@ class E2eKeysStore:
         return status
 
     # ------------------------------------------------------------------ query
-    async def get_device_keys(self, query: dict[str, list[str]]) -> dict[str, dict[str, tuple[dict[str, Any], str | None]]]:
+    async def get_device_keys(self, query: dict[str, list[str]]) -> dict[str, dict[str, DeviceKeysRow]]:
         """user_id -> device_id -> (device keys, display name) for existing devices.
 
         Args:
@@ -158,8 +160,8 @@ class E2eKeysStore:
         whole = sorted(u for u, ds in query.items() if not ds)
         pairs = sorted({(u, d) for u, ds in query.items() for d in ds})
 
-        def _txn(txn: Txn) -> dict[str, dict[str, tuple[dict[str, Any], str | None]]]:
-            out: dict[str, dict[str, tuple[dict[str, Any], str | None]]] = {}
+        def _txn(txn: Txn) -> dict[str, dict[str, DeviceKeysRow]]:
+            out: dict[str, dict[str, DeviceKeysRow]] = {}
             sql = ("SELECT k.user_id, k.device_id, k.key_json, d.display_name FROM e2e_device_keys k"
                    " JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id WHERE ")
             for i in range(0, len(whole), _CHUNK):

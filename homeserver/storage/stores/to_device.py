@@ -112,10 +112,11 @@ class ToDeviceStore:
         def _txn(txn: Txn) -> None:
             for i in range(0, len(device_ids), _CHUNK):
                 chunk = device_ids[i:i + _CHUNK]
-                txn.execute("SELECT MAX(stream_id) FROM device_inbox WHERE user_id = ?"
-                            f" AND device_id IN ({','.join('?' * len(chunk))})", (user_id, *chunk))
+                marks = ",".join("?" * len(chunk))
+                txn.execute(f"SELECT MAX(stream_id) FROM device_inbox WHERE user_id = ? AND device_id IN ({marks})",
+                            (user_id, *chunk))
                 top = (txn.fetchone() or (None,))[0]
-                txn.execute(f"DELETE FROM device_inbox WHERE user_id = ? AND device_id IN ({','.join('?' * len(chunk))})",
+                txn.execute(f"DELETE FROM device_inbox WHERE user_id = ? AND device_id IN ({marks})",
                             (user_id, *chunk))
                 if top is not None:
                     _raise_deleted_max_txn(txn, top)
@@ -132,8 +133,8 @@ def _devices_of_txn(txn: Txn, user_ids: list[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for i in range(0, len(user_ids), _CHUNK):
         chunk = user_ids[i:i + _CHUNK]
-        txn.execute(f"SELECT user_id, device_id FROM devices WHERE hidden = 0 AND user_id IN ({','.join('?' * len(chunk))})",
-                    chunk)
+        marks = ",".join("?" * len(chunk))
+        txn.execute(f"SELECT user_id, device_id FROM devices WHERE hidden = 0 AND user_id IN ({marks})", chunk)
         for user_id, device_id in txn.fetchall():
             out.setdefault(user_id, set()).add(device_id)
     return out
