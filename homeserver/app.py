@@ -252,6 +252,62 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
                              upgrades=hs.room_upgrades, relations=hs.relations, snapshots=hs.initial_sync)
     relations_api.register(router, hs.relations)
 
+    # ---- search, user directory, reports, misc ----------------------------------
+    from homeserver.api.client import event_stream as event_stream_api
+    from homeserver.api.client import reports as reports_api
+    from homeserver.api.client import search as search_api
+    from homeserver.api.client import threepids as threepids_api
+    from homeserver.api.client import user_directory as user_directory_api
+    from homeserver.api.client import voip as voip_api
+    from homeserver.api.client import whois as whois_api
+    from homeserver.handlers.event_stream import EventStreamHandler
+    from homeserver.handlers.reports import ReportsHandler
+    from homeserver.handlers.search import SearchHandler, SearchIndexer
+    from homeserver.handlers.threepids import RegistrationTokenHandler, ThreepidHandler
+    from homeserver.handlers.user_directory import UserDirectoryHandler
+    from homeserver.handlers.voip import TurnServerHandler
+    from homeserver.handlers.whois import WhoisHandler
+    from homeserver.storage.stores.event_stream import EventStreamStore
+    from homeserver.storage.stores.reports import ReportStore
+    from homeserver.storage.stores.search import SearchStore
+    from homeserver.storage.stores.user_directory import UserDirectoryStore
+    from homeserver.util.ratelimit import Ratelimiter
+
+    hs.search_store = search_store = SearchStore(db)
+    hs.user_directory_store = user_directory_store = UserDirectoryStore(db, server_name)
+    hs.report_store = ReportStore(db)
+    with _Step("search index and user directory catch-up"):
+        indexed = search_store.catch_up_blocking(event_ids.get_current())
+        if indexed:
+            logger.info("indexed %d events for search", indexed)
+        if user_directory_store.catch_up_blocking(event_ids.get_current()) == "built":
+            logger.info("built the user directory")
+        hs.report_store.init_blocking()
+    hs.search_indexer = SearchIndexer(search_store, event_ids.get_current)
+    persister.add_listener(hs.search_indexer.on_events_persisted)
+    hs.search = SearchHandler(search_store, hs.search_indexer, events, state, members, visibility, serializer)
+    hs.user_directory = UserDirectoryHandler(
+        user_directory_store, config.user_directory,
+        Ratelimiter("rc_user_directory", config.ratelimiting.rc_user_directory, clock), event_ids.get_current)
+    persister.add_listener(hs.user_directory.on_events_persisted)
+    hs.profile_handler.profile_change_listeners.append(hs.user_directory.on_profile_change)
+    hs.registration.on_register.append(hs.user_directory.on_register)
+    hs.account.on_deactivate.append(hs.user_directory.on_deactivate)
+    hs.reports = ReportsHandler(hs.report_store, events, rooms, members, visibility, users, clock,
+                                Ratelimiter("rc_reports", config.ratelimiting.rc_reports, clock), server_name)
+    hs.event_stream = EventStreamHandler(EventStreamStore(db), events, members, visibility, serializer, notifier,
+                                         room_changes, clock)
+    hs.registration_tokens = RegistrationTokenHandler(
+        config.registration, Ratelimiter("rc_registration_token_validity",
+                                         config.ratelimiting.rc_registration_token_validity, clock))
+    search_api.register(router, hs.search)
+    user_directory_api.register(router, hs.user_directory)
+    reports_api.register(router, hs.reports)
+    event_stream_api.register(router, hs.event_stream)
+    voip_api.register(router, TurnServerHandler(config.voip, clock))
+    whois_api.register(router, WhoisHandler(users, server_name))
+    threepids_api.register(router, ThreepidHandler(), hs.registration_tokens)
+
     # ---- sync ---------------------------------------------------------------
     from homeserver.api.client import sync as sync_api
     from homeserver.sync.handler import SyncHandler
@@ -307,7 +363,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     hs.sync_handler.extensions.extend([
         TypingSyncExtension(hs.typing), ReceiptsSyncExtension(hs.receipts, receipt_store),
         PresenceSyncExtension(hs.presence, presence_store, config.presence.include_offline_users_on_sync),
-        UnreadSyncExtension(hs.unread, receipt_store)])
+        UnreadSyncExtension(hs.unread, receipt_store, room_changes, hs.receipts.room_changes)])
     typing_api.register(router, hs.typing)
     receipts_api.register(router, hs.receipts)
     presence_api.register(router, hs.presence)
@@ -339,7 +395,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     stream_positions["device_lists"] = hs.device_list_ids.get_current
     hs.to_device = ToDeviceHandler(to_device_store, hs.to_device_ids, notifier, clock, server_name)
     hs.device_lists = DeviceListHandler(device_list_store, hs.device_list_ids, notifier, members, member_changes,
-                                        event_ids.get_current())
+                                        room_changes, event_ids.get_current())
     persister.add_listener(hs.device_lists.on_events_persisted)
     hs.e2e_keys = E2eKeysHandler(e2e_store, hs.device_lists, clock, server_name, otk_seq)
     hs.cross_signing = CrossSigningHandler(e2e_store, hs.device_lists, hs.ui_auth, users)
@@ -361,6 +417,21 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
                       members.get_rooms_for_user)
     key_backup_api.register(router, hs.key_backup)
 
+    # ---- observability: metrics, health (docs/observability.md) ---------------
+    from homeserver.observability import health as health_api
+    from homeserver.observability.metrics import Metrics
+
+    # Always present so components can register metrics; hooked into the hot
+    # paths only when metrics are enabled.
+    hs.metrics = metrics = Metrics(config.metrics.enable_metrics, reactor)
+    health_api.register(router, db)
+    if metrics.enabled:
+        hs.request_observer = metrics.observe_request
+        db.set_hooks(metrics.observe_txn, metrics.observe_pool_wait)
+        hs.sync_handler.response_time_observer = metrics.observe_sync
+        metrics.watch(notifier=notifier, persister=persister, send_linearizer=hs.sender.room_linearizer,
+                      in_flight=lambda: hs.resource.in_flight, stream_positions=stream_positions)
+
     # ---- admin API ------------------------------------------------------------
 
     hs.resource = RootResource(router, auth.authenticate, observer=getattr(hs, "request_observer", None))
@@ -369,10 +440,14 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
 
 def start_listening(hs: HomeServer) -> None:
     """Bind every configured listener (real reactor only)."""
+    from homeserver.observability.listener import configure_http_site, start_metrics
+
+    start_metrics(hs)  # the `type: metrics` listeners (observability)
     for listener in hs.config.server.listeners:
         if listener.type != "http":
             continue
         site = hs.make_site()
+        configure_http_site(site, listener, hs.metrics)  # request_id_header, `metrics` resource
         for addr in listener.bind_addresses or ["127.0.0.1"]:
             hs.reactor.listenTCP(listener.port, site, interface=addr)
             logger.info("listening on %s:%d", addr, listener.port)

@@ -1,33 +1,102 @@
-"""Logging: human text or JSON lines, with the request ID on every record."""
+"""Logging: human text or JSON lines, with the request context on every record.
+
+Every record gets ``request_id``, ``user_id`` and ``endpoint`` from the
+request's ContextVars (set at the HTTP edge; STYLE §7), unless the call
+passed them in ``extra`` (the access log does). JSON lines carry: time,
+level, logger, message, request_id, and when known user_id, endpoint, and
+for access lines method, status, size and duration_ms.
+
+Secrets are never logged on purpose; as a second line of defence the
+formatters blank anything shaped like ``access_token=…``, ``Bearer …`` or a
+``"password": "…"`` pair before a line is written. The check is a substring
+test, so lines without those words cost nothing extra.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import logging.config
+import re
 import sys
 import time
 
 import yaml
 
-from homeserver.http.request_context import RequestIdFilter
+from homeserver.http.request_context import RequestIdFilter, request_id_var, user_id_var
+from homeserver.http.site import endpoint_var
+
+# Extra attributes the JSON formatter copies when a record has them.
+_EXTRA_FIELDS = ("method", "status", "size", "duration_ms")
+
+# Cheap pre-check: only lines containing one of these go through the regex.
+_SECRET_HINTS = ("oken", "OKEN", "assword", "ASSWORD", "Bearer", "ecret", "ECRET")
+_SECRET_KEYS = r"(?:access_token|refresh_token|login_token|token|password|new_password|secret)"
+_SECRET_PATTERNS = re.compile(
+    rf"""(?P<q>\b{_SECRET_KEYS}=)[^&\s"']+"""             # query string: access_token=…
+    rf"""|(?P<j>["']{_SECRET_KEYS}["']\s*:\s*["'])[^"']*"""  # JSON or repr: "password": "…"
+    r"""|(?P<b>\bBearer\s+)[^\s"']+""",                   # Authorization: Bearer …
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Blank token- and password-shaped values in ``text``."""
+    if not any(h in text for h in _SECRET_HINTS):
+        return text
+    return _SECRET_PATTERNS.sub(lambda m: (m.group("q") or m.group("j") or m.group("b")) + "<redacted>", text)
+
+
+class ContextFilter(RequestIdFilter):
+    """Adds ``request_id``, ``user_id`` and ``endpoint`` unless the record already has them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        d = record.__dict__
+        if "request_id" not in d:
+            record.request_id = request_id_var.get()
+        if "user_id" not in d:
+            record.user_id = user_id_var.get()
+        if "endpoint" not in d:
+            record.endpoint = endpoint_var.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record (usable from a ``log_config`` file too)."""
+
     def format(self, record: logging.LogRecord) -> str:
         out = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", "-"),
         }
         user_id = getattr(record, "user_id", None)
         if user_id:
             out["user_id"] = user_id
+        endpoint = getattr(record, "endpoint", None)
+        if endpoint:
+            out["endpoint"] = endpoint
+        d = record.__dict__
+        for key in _EXTRA_FIELDS:
+            if key in d:
+                out[key] = d[key]
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger [request_id] message``, with secrets blanked."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "request_id"):
+            record.request_id = "-"
+        return redact(super().format(record))
 
 
 def setup_logging(config) -> None:
@@ -40,13 +109,12 @@ def setup_logging(config) -> None:
         if getattr(log_cfg, "log_format", "text") == "json":
             handler.setFormatter(JsonFormatter())
         else:
-            handler.setFormatter(logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+            handler.setFormatter(TextFormatter())
         root = logging.getLogger()
         root.handlers[:] = [handler]
         root.setLevel(getattr(log_cfg, "log_level", "INFO").upper() if isinstance(getattr(log_cfg, "log_level", "INFO"), str) else "INFO")
     for h in logging.getLogger().handlers:
-        h.addFilter(RequestIdFilter())
+        h.addFilter(ContextFilter())
     from twisted.python import log as twisted_log
 
     twisted_log.PythonLoggingObserver(loggerName="twisted").start()

@@ -37,6 +37,14 @@ DEFAULT_THUMBNAIL_SIZES = [
 
 
 @dataclass(frozen=True)
+class MediaUploadLimit:
+    """One entry of `media_upload_limits`."""
+
+    time_period: int = option(help="The window, e.g. 1d (required).", kind=DURATION)
+    max_size: int = option(help="Bytes one user may upload within the window (required).", kind=SIZE)
+
+
+@dataclass(frozen=True)
 class MediaRetention:
     """`media_retention`: delete media nobody accessed for a while."""
 
@@ -66,6 +74,11 @@ class MediaConfig:
         DEFAULT_MEDIA_STORE_PATH, "Directory for uploaded and cached media.", kind=PATH
     )
     max_upload_size: int = option(50 * MiB, "The largest upload accepted.", kind=SIZE)
+    media_upload_limits: list[MediaUploadLimit] = option(
+        [],
+        "Per-user upload quotas: each entry refuses an upload (403 M_FORBIDDEN) that "
+        "would take the bytes the user uploaded within time_period over max_size.",
+    )
     max_image_pixels: int = option(
         32 * 1024 * 1024,
         "Images with more pixels than this are not thumbnailed.",
@@ -122,4 +135,11 @@ class MediaConfig:
         [],
         "Extra storage back-ends (e.g. S3/MinIO), in Synapse's shape: each entry has "
         "module, store_local, store_remote, store_synchronous and config.",
+    )
+    local_media_cache: bool = option(
+        True,
+        "Keep a copy of every file on local disk under media_store_path. With storage "
+        "providers this is a cache in front of them (missing copies are fetched back); "
+        "false keeps files only in the providers and streams downloads from them. "
+        "Without providers the local disk is the store and this is ignored.",
     )

@@ -6,7 +6,8 @@ joined room whose timeline has events from others, the newest of them
 becomes the user's delivered receipt in that room (one receipt per user per
 room, moving forward only: "delivered up to here"). All rooms of one
 response are written in one transaction through `ReceiptsHandler`, which
-wakes the senders of the delivered events.
+wakes the senders of the delivered events. The write runs in the
+background, so it never delays or fails the sync that triggered it.
 
 Switches: the server's `myelin.delivery_receipts.enabled`, and each user's
 `io.myelin.privacy` global account data (``send_delivery_receipts: false``).
@@ -21,6 +22,7 @@ from typing import Any
 
 from homeserver.handlers.receipts import DELIVERED, ReceiptsHandler
 from homeserver.storage.stores.events import EventStore
+from homeserver.util.tasks import run_in_background
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,12 @@ class DeliveryReceipts:
                     continue  # membership and other state changes are not messages
                 newest.setdefault(room_id, event_id)
                 senders.add(sender)
-        if not newest:
-            return
+        if newest:
+            # In the background: the response goes out at once, and a failed
+            # write costs a receipt, never the sync.
+            run_in_background("delivery_receipts", self._record, user_id, newest, senders)
+
+    async def _record(self, user_id: str, newest: dict[str, str], senders: set[str]) -> None:
         if not await self._receipts.sends_delivery_receipts(user_id):
             return
         events = await self._events.get_events(list(newest.values()))

@@ -36,6 +36,7 @@ from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.ids import StreamIdGenerator
 from homeserver.streams.notifier import Notifier
 from homeserver.streams.tokens import StreamToken
+from homeserver.util.caches import LruCache
 
 logger = logging.getLogger(__name__)
 
@@ -47,21 +48,29 @@ class DeviceListHandler:
         notifier: wakes waiting syncs.
         members: current memberships (the changed user's rooms, to wake them).
         member_changes: users whose membership changed, by events position.
+        room_changes: rooms with new events, by events position.
         events_position: the events stream's current position (start-up horizon).
     """
 
     def __init__(self, store: DeviceListStore, stream_ids: StreamIdGenerator, notifier: Notifier,
-                 members: MembershipStore, member_changes: StreamChangeCache, events_position: int) -> None:
+                 members: MembershipStore, member_changes: StreamChangeCache, room_changes: StreamChangeCache,
+                 events_position: int) -> None:
         self._store = store
         self._stream_ids = stream_ids
         self._members = members
         self._member_changes = member_changes
+        self._room_changes = room_changes
         self._waker = FrontierWaker(stream_ids, notifier)
         # Users with public / self-only device-list changes, by position.
         self._changes = StreamChangeCache("device_lists", stream_ids.get_current())
         self._self_changes = StreamChangeCache("device_lists_self", stream_ids.get_current())
-        # Rooms with membership changes, by events position (fed by `on_events_persisted`).
+        # Rooms with membership changes, by events position, and the last
+        # position of each room `on_events_persisted` has seen. The persister
+        # calls its listeners after it has woken waiting syncs, so a woken
+        # sync may run before the listener: a room with events past what the
+        # listener has seen is looked up in the database instead.
         self._room_member_changes = StreamChangeCache("device_lists_room_members", events_position)
+        self._room_seen: LruCache[str, int] = LruCache("device_lists_room_seen", 100_000)
 
     # -------------------------------------------------------------- writing
     def allocate(self) -> int:
@@ -107,10 +116,27 @@ class DeviceListHandler:
     def on_events_persisted(self, events: Sequence[Event]) -> None:
         """Persist listener: note rooms whose membership changed."""
         for ev in events:
-            if ev.type == "m.room.member" and ev.state_key is not None:
-                so = ev.internal.get("stream_ordering")
-                if so is not None and not ev.internal.get("rejected_reason"):
-                    self._room_member_changes.entity_changed(ev.room_id, so)
+            so = ev.internal.get("stream_ordering")
+            if so is None:
+                continue
+            if ev.type == "m.room.member" and ev.state_key is not None and not ev.internal.get("rejected_reason"):
+                self._room_member_changes.entity_changed(ev.room_id, so)
+            if so > (self._room_seen.get(ev.room_id) or 0):
+                self._room_seen.set(ev.room_id, so)
+
+    def _rooms_with_membership_changes(self, room_ids: Sequence[str], since: int) -> set[str]:
+        """Rooms among ``room_ids`` that may have membership changes after ``since``."""
+        active = self._room_changes.get_entities_changed(room_ids, since)
+        if active is None:
+            return set(room_ids)
+        out = set()
+        for room_id in active:
+            seen = self._room_seen.get(room_id)
+            if seen is None or self._room_changes.has_entity_changed(room_id, seen):
+                out.add(room_id)  # the listener has not caught up with this room
+            elif self._room_member_changes.has_entity_changed(room_id, since):
+                out.add(room_id)
+        return out
 
     # -------------------------------------------------------------- reading
     async def get_changes(self, user_id: str, joined_room_ids: frozenset[str], since: StreamToken,
@@ -145,18 +171,16 @@ class DeviceListHandler:
                         user_id, since.events, now.events):
                     last[room_id] = membership
                 newly_joined = {r for r, m in last.items() if m == "join" and r in joined_room_ids}
-                newly_left = {r for r, m in last.items() if m != "join" and r not in joined_room_ids}
+                newly_left = {r for r, m in last.items() if m in ("leave", "ban") and r not in joined_room_ids}
             steady = [r for r in joined_room_ids if r not in newly_joined]
-            rooms = self._room_member_changes.get_entities_changed(steady, since.events)
-            if rooms is None:
-                rooms = set(steady)
+            rooms = self._rooms_with_membership_changes(steady, since.events)
             for (_room_id, other), membership in (await self._store.get_membership_changes_in_rooms(
                     sorted(rooms), since.events, now.events)).items():
                 if other == user_id:
                     continue
                 if membership == "join":
                     changed.add(other)
-                else:
+                elif membership in ("leave", "ban"):
                     left_candidates.add(other)
             if newly_joined:
                 changed |= await self._store.get_joined_users_in_rooms(sorted(newly_joined)) - {user_id}

@@ -89,7 +89,7 @@ def _mentions_word(body_lower: str, word: str) -> bool:
         return False
     pattern = _WORD_CACHE.get(w)
     if pattern is None:
-        pattern = re.compile(r"(?<![\w@])" + re.escape(w) + r"(?![\w])")
+        pattern = re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)")
         if len(_WORD_CACHE) < 10_000:
             _WORD_CACHE[w] = pattern
     return pattern.search(body_lower) is not None

@@ -32,12 +32,28 @@ class RawResponse:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class StreamResponse:
+    """A body too large to hold in memory (media downloads), streamed by the site.
+
+    ``read(n)`` returns (a Deferred of) up to ``n`` more bytes, ``b""`` at the
+    end; ``close()`` is called once the response is done or abandoned.
+    """
+
+    status: int
+    length: int
+    read: Callable[[int], Awaitable[bytes]]
+    close: Callable[[], None]
+    content_type: str = "application/octet-stream"
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 class HttpRequest:
     """What a handler sees of one HTTP request."""
 
     __slots__ = ("method", "path", "path_params", "args", "headers", "raw_body",
                  "requester", "client_ip", "route_name", "_json", "twisted_request",
-                 "access_token")
+                 "access_token", "body_file")
 
     def __init__(self, method: str, path: str, args: dict[str, list[str]],
                  headers: dict[str, str], raw_body: bytes, client_ip: str,
@@ -54,6 +70,8 @@ class HttpRequest:
         self._json: Any = None
         self.twisted_request = twisted_request
         self.access_token: str | None = None
+        # Routes added with stream_body=True: the body as a seekable file (raw_body is empty).
+        self.body_file: Any = None
 
     # --- body -------------------------------------------------------------
     def json(self) -> dict[str, Any]:
@@ -116,6 +134,7 @@ class Route:
     auth: str  # "required", "optional", "none"
     allow_guest: bool
     pattern: str
+    stream_body: bool = False
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::([^}]+))?\}")
@@ -139,9 +158,11 @@ class Router:
         self._by_prefix: dict[str, list[Route]] = {}
 
     def add(self, method: str, pattern: str, handler: Handler, *, name: str | None = None,
-            auth: str = "required", allow_guest: bool = False) -> None:
+            auth: str = "required", allow_guest: bool = False, stream_body: bool = False) -> None:
+        """Add a route. ``stream_body``: hand the handler the body as a file
+        (``request.body_file``) instead of reading it into memory."""
         route = Route(method, compile_pattern(pattern), handler, name or handler.__name__,
-                      auth, allow_guest, pattern)
+                      auth, allow_guest, pattern, stream_body)
         self._routes.append(route)
         self._by_prefix.setdefault(self._prefix_key(pattern), []).append(route)
 

@@ -16,6 +16,7 @@ calling thread (`InlineRunner`), so a fake reactor needs no real threads.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sqlite3
@@ -129,7 +130,7 @@ class PostgresEngine(Engine):
 class Txn:
     """A cursor for one transaction, with `?` placeholders on both engines."""
 
-    __slots__ = ("_cur", "_engine", "name", "after_callbacks", "exception_callbacks")
+    __slots__ = ("_cur", "_engine", "name", "after_callbacks", "exception_callbacks", "started", "duration")
 
     def __init__(self, cur: Any, engine: Engine, name: str) -> None:
         self._cur = cur
@@ -138,6 +139,10 @@ class Txn:
         # Run on the reactor thread once the transaction has committed.
         self.after_callbacks: list[tuple[Callable[..., Any], tuple]] = []
         self.exception_callbacks: list[tuple[Callable[..., Any], tuple]] = []
+        # perf_counter() when the work began on its thread, and seconds it
+        # took (retries included); read on the reactor thread for metrics.
+        self.started = 0.0
+        self.duration = 0.0
 
     @property
     def engine(self) -> Engine:
@@ -196,7 +201,9 @@ class ThreadRunner:
         reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
 
     def run(self, func: Callable[..., R], *args: Any) -> "defer.Deferred[R]":
-        return threads.deferToThreadPool(self._reactor, self._pool, func, *args)
+        # Run in a copy of the caller's contextvars, so log lines written on
+        # the pool thread carry the request id (Twisted's pool does not).
+        return threads.deferToThreadPool(self._reactor, self._pool, contextvars.copy_context().run, func, *args)
 
     def stop(self) -> None:
         self._pool.stop()
@@ -221,14 +228,26 @@ class Database:
     Args:
         engine: SQLite or PostgreSQL.
         runner: where blocking work runs (a thread pool, or inline in tests).
+        txn_hook: ``(name, seconds)`` for every committed transaction: how long
+            it ran on its connection (metrics). Called on the reactor thread.
+        pool_wait_hook: ``(name, seconds)``: how long the transaction waited
+            between `run_txn` and starting on a pool thread. Reactor thread.
     """
 
-    def __init__(self, engine: Engine, runner: Runner, txn_hook: Callable[[str, float], None] | None = None) -> None:
+    def __init__(self, engine: Engine, runner: Runner, txn_hook: Callable[[str, float], None] | None = None,
+                 pool_wait_hook: Callable[[str, float], None] | None = None) -> None:
         self.engine = engine
         self._runner = runner
         self._local = threading.local()
         self._all_conns: list[Any] = []
         self._txn_hook = txn_hook
+        self._pool_wait_hook = pool_wait_hook
+
+    def set_hooks(self, txn_hook: Callable[[str, float], None] | None,
+                  pool_wait_hook: Callable[[str, float], None] | None) -> None:
+        """Install the metrics hooks after construction (see the class docstring)."""
+        self._txn_hook = txn_hook
+        self._pool_wait_hook = pool_wait_hook
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -240,19 +259,19 @@ class Database:
 
     def _run_txn_blocking(self, name: str, func: Callable[..., R], args: tuple, kwargs: dict) -> tuple[R, Txn]:
         attempt = 0
+        start = time.perf_counter()
         while True:
             attempt += 1
             conn = self._conn()
             cur = conn.cursor()
             txn = Txn(cur, self.engine, name)
-            start = time.perf_counter()
             try:
                 if self.engine.name == "sqlite":
                     cur.execute("BEGIN IMMEDIATE")
                 result = func(txn, *args, **kwargs)
                 conn.commit()
-                if self._txn_hook is not None:
-                    self._txn_hook(name, time.perf_counter() - start)
+                txn.started = start
+                txn.duration = time.perf_counter() - start
                 return result, txn
             except BaseException as e:
                 try:
@@ -270,6 +289,7 @@ class Database:
 
     async def run_txn(self, name: str, func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Run ``func(txn, *args, **kwargs)`` in one transaction; return its result."""
+        queued = time.perf_counter()
         try:
             result, txn = await self._runner.run(self._run_txn_blocking, name, func, args, kwargs)
         except BaseException as e:
@@ -278,6 +298,10 @@ class Database:
                 for cb, cb_args in txn.exception_callbacks:
                     cb(*cb_args)
             raise
+        if self._txn_hook is not None:
+            self._txn_hook(name, txn.duration)
+        if self._pool_wait_hook is not None:
+            self._pool_wait_hook(name, txn.started - queued)
         for cb, cb_args in txn.after_callbacks:
             cb(*cb_args)
         return result
@@ -297,6 +321,8 @@ class Database:
     def run_txn_blocking(self, name: str, func: Callable[..., R], *args: Any) -> R:
         """Run a transaction on the calling thread (start-up, CLI tools only)."""
         result, txn = self._run_txn_blocking(name, func, args, {})
+        if self._txn_hook is not None:
+            self._txn_hook(name, txn.duration)
         for cb, cb_args in txn.after_callbacks:
             cb(*cb_args)
         return result

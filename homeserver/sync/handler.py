@@ -14,6 +14,7 @@ in the token.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol, Sequence
 
 from homeserver.events.serialize import EventSerializer
@@ -94,28 +95,44 @@ class SyncHandler:
         # Called with (ctx, response) for every response about to be returned
         # (delivery receipts: the device has now received these events).
         self.response_listeners: list[Any] = []
+        # Metrics: (kind, seconds) per response; kinds in observability.metrics.SYNC_KINDS.
+        self.response_time_observer: Any = None
 
     async def sync(self, requester: Requester, since: StreamToken | None, timeout_ms: int,
                    full_state: bool, sync_filter: Any, set_presence: str | None = None) -> dict[str, Any]:
         for cb in self.on_sync_listeners:
             await cb(requester, set_presence)
         if since is None or full_state:
-            return await self._compute(requester, since, sync_filter, full_state)
+            start = time.perf_counter()
+            result = await self._compute(requester, since, sync_filter, full_state)
+            self._observe("initial" if since is None else "full_state", start)
+            return result
         return await self._long_poll(requester, since, timeout_ms, sync_filter)
+
+    def _observe(self, kind: str, start: float) -> None:
+        if self.response_time_observer is not None:
+            self.response_time_observer(kind, time.perf_counter() - start)
 
     async def _long_poll(self, requester: Requester, since: StreamToken, timeout_ms: int,
                          sync_filter: Any) -> dict[str, Any]:
         deadline = self._clock.time_msec() + max(0, timeout_ms)
+        # Metrics time the computing, not the waiting: from the request (or the
+        # last wake-up / the timeout) to the response.
+        kind, start = "incremental", time.perf_counter()
         while True:
             result = await self._compute(requester, since, sync_filter, False)
             remaining = deadline - self._clock.time_msec()
             if not _is_empty(result) or remaining <= 0:
+                self._observe(kind, start)
                 return result
             seen = StreamToken.from_string(result["next_batch"])
             rooms = await self._members.get_rooms_for_user(requester.user_id)
             woken = await self._notifier.wait(requester.user_id, rooms, seen, remaining)
+            kind, start = "longpoll_wake", time.perf_counter()
             if not woken:
-                return await self._compute(requester, since, sync_filter, False)
+                result = await self._compute(requester, since, sync_filter, False)
+                self._observe("longpoll_timeout", start)
+                return result
 
     # ----------------------------------------------------------------- compute
     async def _compute(self, requester: Requester, since: StreamToken | None, flt: Any,

@@ -17,15 +17,26 @@ from typing import Any
 
 from homeserver.handlers.unread import MAIN_THREAD, UnreadCounts
 from homeserver.storage.stores.receipts import ReceiptStore
+from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.sync.handler import SyncContext
 
 
 class UnreadSyncExtension:
-    """Must be registered after the extensions that add rooms (typing, receipts)."""
+    """Must be registered after the extensions that add rooms (typing, receipts).
 
-    def __init__(self, unread: UnreadCounts, receipts: ReceiptStore) -> None:
+    Args:
+        unread: the counts.
+        receipts: the user's own read receipts (rooms whose counts they reset).
+        room_changes: rooms with new events, by events position.
+        receipt_changes: rooms with new receipts, by receipts position.
+    """
+
+    def __init__(self, unread: UnreadCounts, receipts: ReceiptStore, room_changes: StreamChangeCache,
+                 receipt_changes: StreamChangeCache) -> None:
         self._unread = unread
         self._receipts = receipts
+        self._room_changes = room_changes
+        self._receipt_changes = receipt_changes
 
     async def add_to_sync(self, ctx: SyncContext, response: dict[str, Any]) -> None:
         await self._unread.wait_until_counted(ctx.now.events)
@@ -36,10 +47,20 @@ class UnreadSyncExtension:
         if full:
             counts, changed = await self._unread.get_counts(user_id, in_response, None, ctx.now.events)
         else:
-            counts, changed = await self._unread.get_counts(user_id, in_response, ctx.since.events,
+            since = ctx.since
+            # Counts move only with new events in the user's rooms or with the
+            # user's own receipts: with neither, a waiting sync asks nothing.
+            events_moved = self._room_changes.get_entities_changed(ctx.joined_room_ids, since.events) != set()
+            receipts_moved = self._receipt_changes.get_entities_changed(ctx.joined_room_ids,
+                                                                        since.receipts) != set()
+            if not in_response and not events_moved and not receipts_moved:
+                return
+            counts, changed = await self._unread.get_counts(user_id, in_response,
+                                                            since.events if events_moved else None,
                                                             ctx.now.events)
-            changed |= await self._receipts.get_rooms_with_read_changes(user_id, ctx.since.receipts,
-                                                                       ctx.now.receipts)
+            if receipts_moved:
+                changed |= await self._receipts.get_rooms_with_read_changes(user_id, since.receipts,
+                                                                           ctx.now.receipts)
         room_filter = ctx.filter.room
         threaded = room_filter.timeline.unread_thread_notifications
         rooms = set(in_response) | {r for r in changed if r in ctx.joined_room_ids and room_filter.room_allowed(r)}

@@ -33,7 +33,7 @@ def test_delivered_moves_forward_to_the_newest_event_from_others(hs):
     (alice, ta), (bob, tb), room_id = alice_and_bob(hs)
     send(hs, ta, room_id, "one")
     b = sync(hs, tb)
-    e2 = send(hs, ta, room_id, "two")
+    send(hs, ta, room_id, "two")
     e3 = send(hs, ta, room_id, "three")
     send(hs, tb, room_id, "bob's own")  # the recipient's own events are not "delivered to" them
     sync(hs, tb, b["next_batch"])
@@ -41,7 +41,6 @@ def test_delivered_moves_forward_to_the_newest_event_from_others(hs):
     # An initial sync of a second device does not move it back.
     sync(hs, tb, flt={"room": {"timeline": {"limit": 1}}})
     assert delivered_in(sync(hs, ta), room_id) == {bob: e3}
-    assert e2
 
 
 def test_one_receipt_per_room_and_batched_across_rooms(hs):

@@ -147,3 +147,19 @@ def test_one_time_key_counts_alone_do_not_end_long_poll(hs):
     hs.reactor.advance(6)
     assert pending.done()
     assert pending.result().json()["device_one_time_keys_count"] == {"signed_curve25519": 1}
+
+
+def test_long_poll_woken_by_join_reports_the_joiner(hs):
+    """A long-poll woken by someone joining a shared room carries them in `changed`."""
+    alice, bob = new_user(hs, "alice"), new_user(hs, "bob")
+    room_id = create_room(alice, preset="public_chat")
+    alice.sync(None)
+    pending = alice.start_sync(timeout=30_000)
+    hs.reactor.advance(1)
+    join(bob, room_id)
+    hs.reactor.advance(0.01)
+    assert pending.done()
+    body = pending.result().json()
+    assert bob.user_id in body["device_lists"]["changed"]
+    alice.next_batch = body["next_batch"]
+    assert bob.user_id not in _lists(alice.sync())["changed"]

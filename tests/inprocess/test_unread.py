@@ -71,9 +71,10 @@ def test_mentions_highlight(hs):
     send(hs, ta, room_id, "hey bobby, look")
     send(hs, ta, room_id, f"cc {bob}")
     send(hs, ta, room_id, {"msgtype": "m.text", "body": "ping", "m.mentions": {"user_ids": [bob]}})
+    send(hs, ta, room_id, "@Bobby thanks")
     send(hs, ta, room_id, "bobbyish is not a mention")
     send(hs, ta, room_id, {"msgtype": "m.text", "body": "Bobby", "m.mentions": {}})  # intentional: no one
-    assert unread(sync(hs, tb), room_id) == _counts(5, 3)
+    assert unread(sync(hs, tb), room_id) == _counts(6, 4)
     assert unread(sync(hs, ta), room_id) == _counts(0, 0)
 
 

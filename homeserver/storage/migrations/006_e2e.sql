@@ -123,3 +123,8 @@ CREATE TABLE e2e_room_keys (
     session_data TEXT NOT NULL,       -- JSON object, opaque to the server
     PRIMARY KEY (user_id, version, room_id, session_id)
 );
+
+-- Device-list tracking asks "who changed membership in these rooms between
+-- two events positions" (handlers/device_lists.py) when its in-memory change
+-- caches cannot answer; this index makes that a range scan.
+CREATE INDEX membership_history_room_stream ON membership_history (room_id, stream_ordering);
