@@ -254,6 +254,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
 
     # ---- search, user directory, reports, misc ----------------------------------
     from homeserver.api.client import event_stream as event_stream_api
+    from homeserver.api.client import push_rules as push_rules_api
     from homeserver.api.client import reports as reports_api
     from homeserver.api.client import search as search_api
     from homeserver.api.client import threepids as threepids_api
@@ -261,6 +262,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     from homeserver.api.client import voip as voip_api
     from homeserver.api.client import whois as whois_api
     from homeserver.handlers.event_stream import EventStreamHandler
+    from homeserver.handlers.push_rules import PushRulesHandler
     from homeserver.handlers.reports import ReportsHandler
     from homeserver.handlers.search import SearchHandler, SearchIndexer
     from homeserver.handlers.threepids import RegistrationTokenHandler, ThreepidHandler
@@ -305,6 +307,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     reports_api.register(router, hs.reports)
     event_stream_api.register(router, hs.event_stream)
     voip_api.register(router, TurnServerHandler(config.voip, clock))
+    push_rules_api.register(router, PushRulesHandler())
     whois_api.register(router, WhoisHandler(users, server_name))
     threepids_api.register(router, ThreepidHandler(), hs.registration_tokens)
 
@@ -431,6 +434,19 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
         hs.sync_handler.response_time_observer = metrics.observe_sync
         metrics.watch(notifier=notifier, persister=persister, send_linearizer=hs.sender.room_linearizer,
                       in_flight=lambda: hs.resource.in_flight, stream_positions=stream_positions)
+
+    # ---- media repository (docs/media.md) -------------------------------------
+    # Mounted here unless it runs as its own process (python -m media_repo).
+    hs.media = None
+    if config.media.enable_media_repo:
+        from media_repo.repository import build_media_repository
+
+        with _Step("media repository"):
+            hs.media = build_media_repository(
+                server_name=server_name, config=config.media, router=router, db=db, clock=clock, reactor=reactor,
+                io_runner=InlineRunner() if inline_db else ThreadRunner(reactor, 4, name="media-io"),
+                cpu_runner=hs.cpu_runner,
+                create_limiter=Ratelimiter("rc_media_create", config.ratelimiting.rc_media_create, clock))
 
     # ---- admin API ------------------------------------------------------------
 

@@ -96,14 +96,18 @@ class UserDirectoryHandler:
     async def _write(self, items: list[tuple[str, Any]], position: int) -> None:
         changes = [v for kind, v in items if kind == "member"]
         rooms = sorted({v for kind, v in items if kind == "room"})
-        await self._store.apply_changes(changes, rooms, position)
+        local = sorted({v for kind, v in items if kind == "local"})
+        await self._store.apply_changes(changes, rooms, local, position)
 
+    # Account changes go through the same ordered writer as events, so that no
+    # two directory writes ever run at once.
     async def on_profile_change(self, user_id: str, new_profile: dict[str, Any]) -> None:
         """A local user's display name or avatar changed."""
-        await self._store.refresh_local_users([user_id])
+        self._follower.add([("local", user_id)])
 
     async def on_register(self, user_id: str) -> None:
-        await self._store.refresh_local_users([user_id])
+        self._follower.add([("local", user_id)])
 
     async def on_deactivate(self, user_id: str, erase: bool) -> None:
-        await self._store.remove_users([user_id])
+        """The account is marked deactivated already: rewriting its row drops it."""
+        self._follower.add([("local", user_id)])

@@ -119,19 +119,22 @@ class UserDirectoryStore:
     # ---------------------------------------------------------------- rows
     def _upsert_users_txn(self, txn: Txn, users: Sequence[DirectoryUser]) -> None:
         users = list({u.user_id: u for u in users}.values())
-        self._delete_users_txn(txn, [u.user_id for u in users], keep_public_rooms=True)
-        txn.executemany("INSERT INTO user_directory (user_id, display_name, avatar_url) VALUES (?, ?, ?)",
+        for chunk in _chunks([u.user_id for u in users], 500):
+            txn.execute(f"DELETE FROM user_directory_search WHERE user_id IN ({','.join('?' * len(chunk))})",
+                        list(chunk))
+        # Upserts, so that a concurrent writer of the same user (another worker) cannot make this fail.
+        txn.executemany("INSERT INTO user_directory (user_id, display_name, avatar_url) VALUES (?, ?, ?)"
+                        " ON CONFLICT (user_id) DO UPDATE SET display_name = EXCLUDED.display_name,"
+                        " avatar_url = EXCLUDED.avatar_url",
                         [(u.user_id, u.display_name, u.avatar_url) for u in users])
-        txn.executemany("INSERT INTO user_directory_search (token, user_id) VALUES (?, ?)",
+        txn.executemany("INSERT INTO user_directory_search (token, user_id) VALUES (?, ?)"
+                        " ON CONFLICT (token, user_id) DO NOTHING",
                         [(token, u.user_id) for u in users for token in directory_tokens(u.user_id, u.display_name)])
 
-    def _delete_users_txn(self, txn: Txn, user_ids: Sequence[str], keep_public_rooms: bool = False) -> None:
-        tables = ["user_directory_search", "user_directory"]
-        if not keep_public_rooms:
-            tables.append("users_in_public_rooms")
+    def _delete_users_txn(self, txn: Txn, user_ids: Sequence[str]) -> None:
         for chunk in _chunks(list(user_ids), 500):
             marks = ",".join("?" * len(chunk))
-            for table in tables:
+            for table in ("user_directory_search", "user_directory", "users_in_public_rooms"):
                 txn.execute(f"DELETE FROM {table} WHERE user_id IN ({marks})", list(chunk))
 
     def _refresh_local_users_txn(self, txn: Txn, user_ids: Sequence[str]) -> None:
@@ -150,14 +153,6 @@ class UserDirectoryStore:
                     keep.append(DirectoryUser(user_id, name, avatar))
         self._delete_users_txn(txn, drop)
         self._upsert_users_txn(txn, keep)
-
-    async def refresh_local_users(self, user_ids: Sequence[str]) -> None:
-        """Rewrite these local users' rows from their accounts and profiles."""
-        await self._db.run_txn("user_directory_refresh_local", self._refresh_local_users_txn, user_ids)
-
-    async def remove_users(self, user_ids: Sequence[str]) -> None:
-        """Take users out of the directory (deactivation)."""
-        await self._db.run_txn("user_directory_remove", self._delete_users_txn, user_ids)
 
     # ------------------------------------------------------- public rooms
     def _public_rooms_txn(self, txn: Txn, room_ids: Sequence[str] | None) -> set[str]:
@@ -186,11 +181,11 @@ class UserDirectoryStore:
         for chunk in _chunks(sorted(public & set(room_ids)), 500):
             txn.execute("INSERT INTO users_in_public_rooms (user_id, room_id) SELECT user_id, room_id"
                         f" FROM room_memberships WHERE room_id IN ({','.join('?' * len(chunk))})"
-                        " AND membership = 'join'", list(chunk))
+                        " AND membership = 'join' ON CONFLICT (user_id, room_id) DO NOTHING", list(chunk))
 
     # ------------------------------------------------- following events
     def _apply_txn(self, txn: Txn, changes: Sequence[MemberChange], state_rooms: Sequence[str],
-                   position: int | None) -> None:
+                   local_users: Sequence[str], position: int | None) -> None:
         state_rooms_set = set(state_rooms)
         member_rooms = {c.room_id for c in changes} - state_rooms_set
         public = self._public_rooms_txn(txn, sorted(state_rooms_set | member_rooms))
@@ -214,7 +209,7 @@ class UserDirectoryStore:
         txn.executemany("INSERT INTO users_in_public_rooms (user_id, room_id) VALUES (?, ?)"
                         " ON CONFLICT (user_id, room_id) DO NOTHING", insert)
         # Directory rows: local users from their profile, remote users from their latest event.
-        local = [c.user_id for c in changes if self._is_local(c.user_id)]
+        local = list(local_users) + [c.user_id for c in changes if self._is_local(c.user_id)]
         self._refresh_local_users_txn(txn, local)
         latest: dict[str, MemberChange] = {}
         for c in changes:
@@ -234,15 +229,19 @@ class UserDirectoryStore:
                         (position, position))
 
     async def apply_changes(self, changes: Sequence[MemberChange], state_rooms: Sequence[str],
-                            position: int | None) -> None:
-        """Follow persisted events, then record ``position`` — one transaction.
+                            local_users: Sequence[str], position: int | None) -> None:
+        """Follow persisted events and account changes, then record ``position`` — one transaction.
 
         Args:
             changes: member events, oldest first.
             state_rooms: rooms whose join rules or history visibility changed.
+            local_users: local users whose profile or account changed (their
+                rows are rewritten from `users` and `profiles`; deactivated,
+                guest and support accounts are dropped).
             position: an events-stream position every earlier event is covered by.
         """
-        await self._db.run_txn("user_directory_apply", self._apply_txn, changes, state_rooms, position)
+        await self._db.run_txn("user_directory_apply", self._apply_txn, changes, state_rooms, local_users,
+                               position)
 
     def catch_up_blocking(self, current_position: int) -> str | None:
         """Start-up: build the directory (first run) or replay events after the recorded position.
@@ -272,7 +271,7 @@ class UserDirectoryStore:
                                                     _str(content.get("displayname")), _str(content.get("avatar_url"))))
                     elif state_key == "":
                         state_rooms.add(room_id)
-                self._apply_txn(txn, changes, sorted(state_rooms), None)
+                self._apply_txn(txn, changes, sorted(state_rooms), (), None)
                 result = "replayed"
             else:
                 return None
