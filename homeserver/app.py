@@ -361,6 +361,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     hs.typing.activity_listeners.append(hs.presence.bump_active)
     hs.receipts.activity_listeners.append(hs.presence.bump_active)
     hs.sync_handler.on_sync_listeners.append(hs.presence.on_sync)
+    hs.sync_handler.on_sync_end_listeners.append(hs.presence.on_sync_end)
     hs.sync_handler.response_listeners.extend([hs.delivery.on_sync_response, hs.presence.on_sync_response])
     # Unread counts last: they go on every room the other extensions put in the response.
     hs.sync_handler.extensions.extend([

@@ -97,6 +97,8 @@ class PresenceHandler:
         self._server_name = server_name
         self._limiter = limiter
         self._local: dict[str, _Local] = {}
+        # user_id → number of sync requests in progress
+        self._syncing: dict[str, int] = {}
         # Users whose presence changed, by position: an incremental sync with
         # no change since its token skips the query.
         self.changes = StreamChangeCache("presence", stream_ids.get_current())
@@ -162,10 +164,28 @@ class PresenceHandler:
         return row
 
     # ------------------------------------------------------------ activity
+    def on_sync_end(self, requester: Requester) -> None:
+        """A sync request ended (``on_sync_end_listeners``): the device synced until now."""
+        if not self.tracked or requester.user_id not in self._syncing:
+            return
+        n = self._syncing.get(requester.user_id, 0) - 1
+        if n > 0:
+            self._syncing[requester.user_id] = n
+        else:
+            self._syncing.pop(requester.user_id, None)
+        local = self._local.get(requester.user_id)
+        if local is not None and local.affects.get(requester.device_id, True):
+            local.row.last_user_sync_ts = self._clock.time_msec()
+            self._schedule(local)
+
     async def on_sync(self, requester: Requester, set_presence: str | None) -> None:
         """A device starts a sync (the sync handler's ``on_sync_listeners``)."""
         if not self.tracked or requester.app_service_id:
             return
+        if set_presence != OFFLINE:
+            # While a sync is in progress the user counts as syncing: a long-poll
+            # longer than sync_online_timeout must not flap them offline.
+            self._syncing[requester.user_id] = self._syncing.get(requester.user_id, 0) + 1
         wanted = set_presence or ONLINE
         local = await self._load(requester.user_id)
         local.affects[requester.device_id] = wanted != OFFLINE
@@ -228,7 +248,7 @@ class PresenceHandler:
             if row.currently_active:
                 out.append((row.last_active_ts + CURRENTLY_ACTIVE_MS, "inactive"))
             out.append((row.last_active_ts + self._config.idle_timeout, "idle"))
-        if row.state != OFFLINE and row.last_user_sync_ts:
+        if row.state != OFFLINE and row.last_user_sync_ts and row.user_id not in self._syncing:
             # Strictly more than sync_online_timeout: a long-poll that ends
             # exactly then (and re-syncs) keeps the user online.
             out.append((row.last_user_sync_ts + self._config.sync_online_timeout + 1, "offline"))

@@ -92,6 +92,9 @@ class SyncHandler:
         self.max_timeline_limit = 100
         # Called when a device starts a sync: (requester, set_presence) (presence…).
         self.on_sync_listeners: list[Any] = []
+        # Called with (requester) when a sync request ends, however it ends
+        # (presence: a user with a sync in progress is still online).
+        self.on_sync_end_listeners: list[Any] = []
         # Called with (ctx, response) for every response about to be returned
         # (delivery receipts: the device has now received these events).
         self.response_listeners: list[Any] = []
@@ -102,12 +105,16 @@ class SyncHandler:
                    full_state: bool, sync_filter: Any, set_presence: str | None = None) -> dict[str, Any]:
         for cb in self.on_sync_listeners:
             await cb(requester, set_presence)
-        if since is None or full_state:
-            start = time.perf_counter()
-            result = await self._compute(requester, since, sync_filter, full_state)
-            self._observe("initial" if since is None else "full_state", start)
-            return result
-        return await self._long_poll(requester, since, timeout_ms, sync_filter)
+        try:
+            if since is None or full_state:
+                start = time.perf_counter()
+                result = await self._compute(requester, since, sync_filter, full_state)
+                self._observe("initial" if since is None else "full_state", start)
+                return result
+            return await self._long_poll(requester, since, timeout_ms, sync_filter)
+        finally:
+            for cb in self.on_sync_end_listeners:
+                cb(requester)
 
     def _observe(self, kind: str, start: float) -> None:
         if self.response_time_observer is not None:

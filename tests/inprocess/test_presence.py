@@ -230,3 +230,34 @@ def test_presence_survives_a_restart_and_times_out(tmp_path):
         assert _get(second, tb, alice).json()["presence"] == "offline"
     finally:
         second.hs.db.close()
+
+
+def test_long_poll_longer_than_sync_online_timeout_keeps_user_online(tmp_path):
+    """A sync in progress counts as syncing: 2-minute long-polls do not flap the user offline."""
+    from tests.inprocess.harness import InProcessServer, make_user
+
+    hs = InProcessServer(tmp_path, presence={"enabled": True, "sync_online_timeout": 30_000,
+                                             "idle_timeout": 600_000})
+    alice, ta = make_user(hs, "alice")
+    bob, tb = make_user(hs, "bob")
+    room = hs.request("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, ta).json()["room_id"]
+    hs.request("POST", f"/_matrix/client/v3/rooms/{room}/join", {}, tb)
+    since = hs.request("GET", "/_matrix/client/v3/sync", token=ta).json()["next_batch"]
+    pending = hs.start("GET", f"/_matrix/client/v3/sync?since={since}&timeout=120000", token=ta)
+    polls = 1
+    for _ in range(30):
+        hs.reactor.advance(10)
+        if pending.done():
+            # Like a real client: re-sync at once with the new token.
+            since = pending.result().json()["next_batch"]
+            pending = hs.start("GET", f"/_matrix/client/v3/sync?since={since}&timeout=120000", token=ta)
+            polls += 1
+        r = hs.request("GET", f"/_matrix/client/v3/presence/{alice}/status", token=tb)
+        assert r.json()["presence"] == "online", r.json()
+    assert polls < 10  # the polls really were long
+    hs.reactor.advance(120)
+    assert pending.done()
+    # Once the last poll has ended and no new sync starts, the user goes offline.
+    hs.reactor.advance(31)
+    r = hs.request("GET", f"/_matrix/client/v3/presence/{alice}/status", token=tb)
+    assert r.json()["presence"] == "offline"

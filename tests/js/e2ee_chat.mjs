@@ -3,9 +3,11 @@
 // Usage: node e2ee_chat.mjs <homeserver base URL>
 //
 // Two users register (UIA with m.login.dummy), each client runs initRustCrypto() with an
-// in-memory store and syncs. Alice creates a room with m.room.encryption (megolm), invites
-// Bob, Bob joins, each sends a message and each decrypts the other's. A raw /messages fetch
-// then checks that the server only ever stored m.room.encrypted ciphertext.
+// in-memory store, syncs and bootstraps cross-signing (UIA with m.login.password). Alice
+// creates a room with m.room.encryption (megolm), invites Bob, Bob joins, each sends a
+// message and each decrypts the other's, with no shield (the sender's device is known and
+// cross-signed). A raw /messages fetch then checks that the server only ever stored
+// m.room.encrypted ciphertext.
 //
 // Exits 0 on success. On failure it prints what went wrong, every HTTP request the clients
 // made, and exits 1. Set MYELIN_JS_VERBOSE=1 to print requests and SDK logs as they happen.
@@ -142,11 +144,11 @@ function fail(message) {
     process.exit(1);
 }
 
+let currentStep = "start";
 const overallTimer = setTimeout(
     () => fail(`overall timeout of ${OVERALL_TIMEOUT_MS} ms exceeded (last step: ${currentStep})`),
     OVERALL_TIMEOUT_MS,
 );
-let currentStep = "start";
 
 process.on("unhandledRejection", (err) => fail(`unhandled rejection: ${err?.stack || err}`));
 process.on("uncaughtException", (err) => fail(`uncaught exception: ${err?.stack || err}`));
@@ -208,7 +210,7 @@ async function startClient(name, creds) {
     });
     clients.push(client);
     await client.initRustCrypto({ useIndexedDB: false });
-    const prepared = new Promise((resolve, reject) => {
+    const prepared = new Promise((resolve) => {
         client.on(sdk.ClientEvent.Sync, (state, _prev, data) => {
             if (state === sdk.SyncState.Prepared || state === sdk.SyncState.Syncing) resolve();
             if (state === sdk.SyncState.Error) {
@@ -399,12 +401,15 @@ async function main() {
         const wire = byId.get(eventId);
         assert(wire, `/messages returns ${eventId}; got ${[...byId.keys()].join(", ")}`);
         assert(wire.type === "m.room.encrypted", `${eventId} on the wire is m.room.encrypted, got ${wire.type}`);
-        assert(wire.content.algorithm === MEGOLM, `${eventId} on the wire uses ${MEGOLM}: ${JSON.stringify(wire.content)}`);
+        assert(wire.content.algorithm === MEGOLM,
+            `${eventId} on the wire uses ${MEGOLM}: ${JSON.stringify(wire.content)}`);
         assert(typeof wire.content.ciphertext === "string" && wire.content.ciphertext.length > 0,
             `${eventId} carries megolm ciphertext`);
-        assert(!text.includes(plaintext), `plaintext ${JSON.stringify(plaintext)} appears in the raw /messages response`);
+        assert(!text.includes(plaintext),
+            `plaintext ${JSON.stringify(plaintext)} appears in the raw /messages response`);
     }
-    assert(body.chunk.some((e) => e.type === "m.room.encryption"), "the room's m.room.encryption state is in /messages");
+    assert(body.chunk.some((e) => e.type === "m.room.encryption"),
+        "the room's m.room.encryption state is in /messages");
 
     step(`PASS: two matrix-js-sdk clients exchanged and decrypted megolm messages ` +
         `(${requestLog.length} HTTP requests)`);
