@@ -15,8 +15,9 @@ class DeliveryReceiptsConfig:
 
     enabled: bool = option(
         True,
-        "Accept and relay io.myelin.delivered receipts: a recipient's client marks a "
-        "message delivered to its device, before it is read.",
+        "Record io.myelin.delivered receipts: when a recipient's device first receives "
+        "a message in /sync, the server marks it delivered and shows the sender a "
+        "receipt of that type (users can opt out in account data io.myelin.privacy).",
     )
 
 
