@@ -7,6 +7,10 @@ from homeserver.http.requester import Requester
 from homeserver.http.router import HttpRequest
 from homeserver.storage.stores.users import UserStore
 from homeserver.util.clock import Clock
+from homeserver.util.tasks import run_in_background
+
+# How often a device's last-seen time, IP and user agent are written (ms).
+LAST_SEEN_INTERVAL_MS = 60_000
 
 
 def get_access_token(request: HttpRequest) -> str | None:
@@ -26,6 +30,8 @@ class AuthHandler:
         self._clock = clock
         # Extra authenticators (e.g. application services' as_token) tried first.
         self.appservice_lookup = None
+        # (user_id, device_id) → (ts, ip) of the last write of last-seen data.
+        self._last_seen: dict[tuple[str, str], tuple[int, str]] = {}
 
     async def authenticate(self, request: HttpRequest, required: bool) -> Requester | None:
         token = get_access_token(request)
@@ -38,7 +44,23 @@ class AuthHandler:
             requester = await self.appservice_lookup(request, token)
             if requester is not None:
                 return requester
-        return await self.get_requester_for_token(token)
+        requester = await self.get_requester_for_token(token)
+        if requester.device_id is not None and requester.authenticated_entity is None:
+            self._note_seen(requester, request)
+        return requester
+
+    def _note_seen(self, requester: Requester, request: HttpRequest) -> None:
+        """Record the device's last-seen time and IP, at most once a minute (or on a new IP)."""
+        key = (requester.user_id, requester.device_id or "")
+        now = self._clock.time_msec()
+        last = self._last_seen.get(key)
+        if last is not None and now - last[0] < LAST_SEEN_INTERVAL_MS and last[1] == request.client_ip:
+            return
+        self._last_seen[key] = (now, request.client_ip)
+        if len(self._last_seen) > 200_000:
+            self._last_seen.clear()
+        run_in_background("device_last_seen", self._users.update_device_last_seen, requester.user_id,
+                          requester.device_id, now, request.client_ip, request.headers.get("user-agent"))
 
     async def get_requester_for_token(self, token: str) -> Requester:
         info = await self._users.get_token_info(token)

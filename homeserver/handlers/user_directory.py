@@ -5,15 +5,16 @@ described in `storage/stores/user_directory.py`. This handler feeds those
 tables from three sources:
 
 - persisted events (a persist listener): member events, and join-rule or
-  history-visibility changes that turn a room public or private, written in
-  order one transaction at a time (`PersistFollower`) with the events-stream
-  position they cover, so start-up can replay what a crash lost;
+  history-visibility changes that turn a room public or private;
 - profile changes of local users (`ProfileHandler.profile_change_listeners`);
 - registrations and deactivations (`RegistrationHandler.on_register`,
   `AccountHandler.on_deactivate`).
 
-A search waits for the event follower to be idle, so a user sees the effect
-of a join they just made.
+All three go through one ordered writer (`PersistFollower`): one transaction
+at a time, each recording the events-stream position it covers, so no two
+directory writes race and start-up can replay what a crash lost. A search
+waits for the writer to be idle, so a user sees the effect of a join or a
+rename they just made.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
 _STATE_TYPES = ("m.room.join_rules", "m.room.history_visibility")
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class UserDirectoryHandler:
@@ -84,11 +89,9 @@ class UserDirectoryHandler:
             if ev.outlier or ev.rejected_reason or ev.state_key is None:
                 continue
             if ev.type == "m.room.member":
-                content = ev.content
-                name, avatar = content.get("displayname"), content.get("avatar_url")
-                items.append(("member", MemberChange(
-                    ev.room_id, ev.state_key, content.get("membership") if isinstance(content.get("membership"), str)
-                    else "leave", name if isinstance(name, str) else None, avatar if isinstance(avatar, str) else None)))
+                membership, name, avatar = (_str(ev.content.get(k)) for k in ("membership", "displayname",
+                                                                              "avatar_url"))
+                items.append(("member", MemberChange(ev.room_id, ev.state_key, membership or "leave", name, avatar)))
             elif ev.type in _STATE_TYPES and ev.state_key == "":
                 items.append(("room", ev.room_id))
         self._follower.add(items)

@@ -237,6 +237,8 @@ def test_exif_animated_and_video_thumbnails(media_server):
     admin = _admin(media_server)
     info = admin.get(f"{ADMIN}/media/{sn}/{mid}").json()["media_info"]
     assert info["media_type"] == "video/mp4" and info["upload_name"] == "clip.mp4"
+    found = info["io.myelin.content"]  # duration and dimensions recorded
+    assert (found["width"], found["height"]) == (320, 180) and 1800 <= found["duration_ms"] <= 2200
 
 
 def test_async_upload(media_server):
@@ -330,7 +332,8 @@ def test_quarantine_and_admin_api(media_server):
                                       len(image_bytes("PNG", (20 + i, 20))) for i in range(3))}]
     r = admin.delete(f"{ADMIN}/media/{sn}/{ids[0]}")
     assert r.json() == {"deleted_media": [ids[0]], "total": 1}
-    assert sorted(admin.delete(f"{ADMIN}/users/{quote(alice.user_id)}/media").json()["deleted_media"]) == sorted(ids[1:])
+    deleted = admin.delete(f"{ADMIN}/users/{quote(alice.user_id)}/media").json()["deleted_media"]
+    assert sorted(deleted) == sorted(ids[1:])
 
 
 def test_s3_storage_on_moto(media_server, s3):

@@ -89,7 +89,7 @@ def test_legacy_endpoints_without_freeze(tmp_path):
 
 
 def test_content_sniffing_decides_the_served_type(hs, alice):
-    """A wrong claim is not trusted: random bytes claimed as PNG are an octet-stream attachment; HTML as text is HTML."""
+    """A wrong claim is not trusted: random bytes claimed as PNG are octet-stream; HTML sent as text is HTML."""
     _, token = alice
     mid = media_id(upload(hs, token, os.urandom(1000), "image/png", "x.png"))
     r = hs.request("GET", f"{V1}/download/test/{mid}", token=token)
@@ -433,3 +433,50 @@ def test_large_download_streams_in_pieces(hs, alice):
     r = hs.request("GET", f"{V1}/download/test/{mid}", token=token)
     assert r.body == data and r.headers["content-disposition"] == "attachment"
     assert io.BytesIO(r.body).getbuffer().nbytes == len(data)
+
+
+class FakeWeb:
+    """Stands in for the network at the preview fetcher's edge: canned pages, with a hit count."""
+
+    def __init__(self, pages: dict[str, tuple[str, bytes]]) -> None:
+        self.pages = pages
+        self.hits: dict[str, int] = {}
+
+    async def fetch(self, url, out, max_size):
+        from media_repo.preview.fetch import Fetched, FetchError, TooLargeError
+
+        self.hits[url] = self.hits.get(url, 0) + 1
+        if url not in self.pages:
+            raise FetchError("unreachable")
+        content_type, body = self.pages[url]
+        if len(body) > max_size:
+            raise TooLargeError("too big")
+        out.write(body)
+        return Fetched(url, 200, content_type, len(body))
+
+
+def test_url_preview_cache_and_image_expiry(tmp_path):
+    """Previews are cached for an hour on the clock; the preview image goes two days after expiry."""
+    hs = InProcessServer(tmp_path, url_preview_enabled=True)
+    _, token = make_user(hs, "fay")
+    web = FakeWeb({
+        "https://site.example/p": ("text/html", b"<meta property='og:title' content='Hi'>"
+                                                b"<meta property='og:image' content='/i.png'>"),
+        "https://site.example/i.png": ("image/png", image_bytes("PNG", (64, 48)))})
+    hs.hs.media.previewer.fetcher = web
+    url = quote("https://site.example/p", safe="")
+    og = hs.request("GET", f"{V1}/preview_url?url={url}", token=token).json()
+    assert og["og:title"] == "Hi" and (og["og:image:width"], og["og:image:height"]) == (64, 48)
+    image = og["og:image"].rsplit("/", 1)[1]
+    hs.reactor.advance(30 * 60)
+    assert hs.request("GET", f"{V1}/preview_url?url={url}", token=token).json() == og
+    assert web.hits["https://site.example/p"] == 1
+    hs.reactor.advance(31 * 60)  # past the hour: fetched again
+    again = hs.request("GET", f"{V1}/preview_url?url={url}", token=token).json()
+    assert web.hits["https://site.example/p"] == 2 and again["og:title"] == "Hi"
+    assert hs.request("GET", f"{V1}/download/test/{image}", token=token).status == 200
+    hs.reactor.advance(3 * DAY_S)  # the hourly job drops expired previews and their images
+    assert hs.request("GET", f"{V1}/download/test/{image}", token=token).status == 404
+    r = hs.request("GET", f"{V1}/preview_url?url={quote('https://gone.example/', safe='')}", token=token)
+    assert r.status == 502
+    hs.hs.db.close()

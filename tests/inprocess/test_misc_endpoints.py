@@ -39,7 +39,11 @@ def test_whois_self_and_admin(hs):
     admin, tadmin = make_user(hs, "root", admin=True)
     r = hs.request("GET", C + f"/admin/whois/{q(alice)}", token=ta)
     assert r.status == 200, r
-    assert r.json() == {"user_id": alice, "devices": {"DEVALICE": {"sessions": [{"connections": []}]}}}
+    body = r.json()
+    assert body["user_id"] == alice and list(body["devices"]) == ["DEVALICE"]
+    # The request itself was recorded as the device's connection.
+    [connection] = body["devices"]["DEVALICE"]["sessions"][0]["connections"]
+    assert connection["ip"] and connection["last_seen"] == hs.hs.clock.time_msec()
     r = hs.request("GET", C + f"/admin/whois/{q(alice)}", token=tadmin)
     assert r.status == 200 and "DEVALICE" in r.json()["devices"]
 
@@ -49,6 +53,7 @@ def test_whois_reports_last_seen_connection(hs):
     from tests.inprocess.harness import run_sync
 
     alice, ta = make_user(hs, "alice")
+    hs.request("GET", C + "/account/whoami", token=ta)  # recorded now; the next minute is throttled
     run_sync(hs.reactor, hs.hs.users.update_device_last_seen(alice, "DEVALICE", 1234, "10.0.0.1", "curl"))
     r = hs.request("GET", C + f"/admin/whois/{q(alice)}", token=ta)
     [connection] = r.json()["devices"]["DEVALICE"]["sessions"][0]["connections"]

@@ -288,8 +288,8 @@ def test_index_catch_up_after_restart(tmp_path):
     room_id = _create(hs, ta)
     eid = _send(hs, ta, room_id, "kookaburra laughing")
     # Simulate the lost write: drop the row and rewind the recorded position.
-    hs.hs.db.run_txn_blocking("wipe", lambda txn: (txn.execute("DELETE FROM event_search"),
-                                                    txn.execute("UPDATE event_search_position SET stream_ordering = 0")))
+    hs.hs.db.run_txn_blocking("wipe", lambda txn: (
+        txn.execute("DELETE FROM event_search"), txn.execute("UPDATE event_search_position SET stream_ordering = 0")))
     assert _search(hs, ta, "kookaburra")["results"] == []
     hs.hs.db.close()
     hs2 = InProcessServer(tmp_path)
