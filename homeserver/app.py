@@ -254,7 +254,6 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
 
     # ---- search, user directory, reports, misc ----------------------------------
     from homeserver.api.client import event_stream as event_stream_api
-    from homeserver.api.client import push_rules as push_rules_api
     from homeserver.api.client import reports as reports_api
     from homeserver.api.client import search as search_api
     from homeserver.api.client import threepids as threepids_api
@@ -262,7 +261,6 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     from homeserver.api.client import voip as voip_api
     from homeserver.api.client import whois as whois_api
     from homeserver.handlers.event_stream import EventStreamHandler
-    from homeserver.handlers.push_rules import PushRulesHandler
     from homeserver.handlers.reports import ReportsHandler
     from homeserver.handlers.search import SearchHandler, SearchIndexer
     from homeserver.handlers.threepids import RegistrationTokenHandler, ThreepidHandler
@@ -307,7 +305,6 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     reports_api.register(router, hs.reports)
     event_stream_api.register(router, hs.event_stream)
     voip_api.register(router, TurnServerHandler(config.voip, clock))
-    push_rules_api.register(router, PushRulesHandler())
     whois_api.register(router, WhoisHandler(users, server_name))
     threepids_api.register(router, ThreepidHandler(), hs.registration_tokens)
 
@@ -372,6 +369,58 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     receipts_api.register(router, hs.receipts)
     presence_api.register(router, hs.presence)
     run_in_background("presence_start", hs.presence.start)
+
+    # ---- push rules, pushers, notifications (homeserver/push/README.md) -------
+    from homeserver.api.client import notifications as notifications_api
+    from homeserver.api.client import push_rules as push_rules_api
+    from homeserver.api.client import pushers as pushers_api
+    from homeserver.handlers.notifications import PRUNE_INTERVAL_S, NotificationsHandler
+    from homeserver.handlers.push_rules import PushRulesHandler, PushRulesSyncExtension
+    from homeserver.handlers.pushers import PushersHandler
+    from homeserver.push.evaluator import BulkPushRuleEvaluator
+    from homeserver.push.gateway import AddressRules, GatewayClient
+    from homeserver.push.notification import NotificationBuilder
+    from homeserver.push.pusher_pool import PusherPool
+    from homeserver.storage.stores.push_actions import PushActionsStore
+    from homeserver.storage.stores.push_rules import PushRulesStore
+    from homeserver.storage.stores.push_summary import PushSummaryStore
+    from homeserver.storage.stores.pushers import PusherStore
+
+    with _Step("push rules stream"):
+        push_rules_store = PushRulesStore(db)
+        hs.push_rules_ids = StreamIdGenerator("push_rules", push_rules_store.get_max_stream_id_blocking())
+        push_rules_store.set_stream_ids(hs.push_rules_ids)
+    stream_positions["push_rules"] = hs.push_rules_ids.get_current
+    hs.push_rules = PushRulesHandler(push_rules_store, hs.push_rules_ids, notifier)
+    hs.push_evaluator = BulkPushRuleEvaluator(hs.push_rules, members, state, events, server_name)
+    hs.unread.evaluator = hs.push_evaluator  # unread counts come from push rule evaluation
+    hs.account_data_handler.global_readers["m.push_rules"] = hs.push_rules.get_push_rules
+    hs.sync_handler.extensions.append(PushRulesSyncExtension(hs.push_rules))
+    push_actions_store, pusher_store, badge_store = PushActionsStore(db), PusherStore(db), PushSummaryStore(db)
+    hs.notifications = NotificationsHandler(push_actions_store, events, serializer, clock)
+    hs.pushers = PushersHandler(pusher_store, clock, event_ids.get_current)
+    hs.push_gateway = GatewayClient(reactor, AddressRules(config.federation.ip_range_blacklist,
+                                                          config.federation.ip_range_whitelist))
+
+    async def _badge(user_id: str) -> int:
+        return await badge_store.get_badge_count(user_id, config.push.group_unread_count_by_room)
+
+    hs.pusher_pool = PusherPool(pusher_store, push_actions_store, _badge, events,
+                                NotificationBuilder(events, state, config.push.include_content), hs.push_gateway,
+                                clock, config.push)
+    hs.unread.counted_listeners.append(hs.pusher_pool.on_counted)
+    hs.unread.read_listeners.append(hs.pusher_pool.on_read)
+    hs.pushers.added_listeners.append(hs.pusher_pool.on_pusher_added)
+    hs.pushers.removed_listeners.append(hs.pusher_pool.on_pusher_removed)
+    hs.devices.device_change_callbacks.append(hs.pushers.on_device_change)
+    hs.account.on_deactivate.append(hs.pushers.on_deactivate)
+    push_rules_api.register(router, hs.push_rules)
+    pushers_api.register(router, hs.pushers)
+    notifications_api.register(router, hs.notifications)
+    if config.push.enabled:
+        run_in_background("pusher_pool_start", hs.pusher_pool.start)
+    hs.push_actions_pruning = clock.looping_call(
+        lambda: run_in_background("prune_push_actions", hs.notifications.prune), PRUNE_INTERVAL_S)
 
     # ---- to-device, device lists, e2e keys ---------------------------------
     from homeserver.api.client import key_backup as key_backup_api
@@ -440,6 +489,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     # Mounted here unless it runs as its own process (python -m media_repo).
     hs.media = None
     if config.media.enable_media_repo:
+        from homeserver.util.ratelimit import Ratelimiter
         from media_repo.repository import build_media_repository
 
         with _Step("media repository"):
@@ -449,6 +499,50 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
                 cpu_runner=hs.cpu_runner,
                 create_limiter=Ratelimiter("rc_media_create", config.ratelimiting.rc_media_create, clock))
 
+    # ---- retention and status posts (docs/retention.md, docs/status_posts.md) --
+    from homeserver.api.admin import test_clock as test_clock_api
+    from homeserver.api.client import status_posts as status_posts_api
+    from homeserver.handlers.retention import EventMediaIndexer, RetentionHandler, RetentionPolicies
+    from homeserver.handlers.status_posts import StatusAudience, StatusExpiry, StatusFeed, StatusPostsHandler
+    from homeserver.storage.stores.purge import PurgeStore
+    from homeserver.storage.stores.retention import RetentionStore
+
+    if config.myelin.testing.enable_clock_control:  # tests only: see util/clock.py
+        clock.enable_control()
+        test_clock_api.register(router, clock)
+    hs.retention_store = retention_store = RetentionStore(db, server_name)
+    with _Step("event media catch-up"):
+        if retention_store.catch_up_event_media_blocking(event_ids.get_current()):
+            logger.info("indexed the media of earlier events")
+        status_rooms = retention_store.get_status_rooms_blocking()
+    hs.retention_policies = policies = RetentionPolicies(config.retention, config.myelin.status_posts, state,
+                                                         events, clock)
+    hs.retention = RetentionHandler(config.retention, policies, retention_store,
+                                    PurgeStore(db, events, hs.search_store, server_name), clock,
+                                    hs.media.retention if hs.media is not None else None)
+    hs.event_media_indexer = EventMediaIndexer(retention_store, server_name, event_ids.get_current, clock)
+    for listener in (policies.on_events_persisted, hs.event_media_indexer.on_events_persisted):
+        persister.add_listener(listener)
+    sender.pre_send_checks.append(policies.check_retention_event)
+    if policies.active:
+        visibility.expired_filter = policies
+        if getattr(hs, "notifications", None) is not None:
+            hs.notifications.expired_filter = policies
+    if config.myelin.status_posts.enabled:
+        hs.status_expiry = StatusExpiry(retention_store, sender, hs.retention, policies, clock, server_name,
+                                        status_rooms)
+        persister.add_listener(hs.status_expiry.on_events_persisted)
+        hs.retention.pre_purge_hooks.append(hs.status_expiry.expire_room)
+        audience = StatusAudience(retention_store, members, membership)
+        hs.status_posts = StatusPostsHandler(config.myelin.status_posts, retention_store, events, hs.room_creation,
+                                             sender, audience, hs.retention, policies, clock)
+        hs.status_feed = StatusFeed(retention_store, events, receipt_store, policies, visibility, clock)
+        status_posts_api.register(router, hs.status_posts, hs.status_feed)
+    hs.event_media_indexer.start()
+    hs.retention.start()
+    if config.myelin.status_posts.enabled:
+        hs.status_expiry.start()
+
     # ---- admin API ------------------------------------------------------------
 
     hs.resource = RootResource(router, auth.authenticate, observer=getattr(hs, "request_observer", None))
@@ -457,6 +551,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
 
 def start_listening(hs: HomeServer) -> None:
     """Bind every configured listener (real reactor only)."""
+    from twisted.internet.error import CannotListenError
     from homeserver.observability.listener import configure_http_site, start_metrics
 
     start_metrics(hs)  # the `type: metrics` listeners (observability)
@@ -465,6 +560,16 @@ def start_listening(hs: HomeServer) -> None:
             continue
         site = hs.make_site()
         configure_http_site(site, listener, hs.metrics)  # request_id_header, `metrics` resource
+        bound = []
         for addr in listener.bind_addresses or ["127.0.0.1"]:
-            hs.reactor.listenTCP(listener.port, site, interface=addr)
+            try:
+                hs.reactor.listenTCP(listener.port, site, interface=addr)
+            except CannotListenError:
+                # "::" usually covers IPv4 too, so a following "0.0.0.0" fails
+                # with "address in use"; Synapse logs that and carries on.
+                if addr == "0.0.0.0" and "::" in bound:
+                    logger.info("0.0.0.0:%d already covered by [::]:%d", listener.port, listener.port)
+                    continue
+                raise
+            bound.append(addr)
             logger.info("listening on %s:%d", addr, listener.port)

@@ -32,6 +32,17 @@ class StatusPostsConfig:
 
 
 @dataclass(frozen=True)
+class TestingConfig:
+    """`myelin.testing`: switches for test suites only."""
+
+    enable_clock_control: bool = option(
+        False,
+        "TESTS ONLY, NEVER IN PRODUCTION: let admins move this server's clock forward with "
+        "POST /_myelin/test/advance_clock (end-to-end tests of expiry and retention).",
+    )
+
+
+@dataclass(frozen=True)
 class MyelinConfig:
     """Myelin-only features."""
 
@@ -41,3 +52,4 @@ class MyelinConfig:
     status_posts: StatusPostsConfig = option(
         StatusPostsConfig(), "Status posts that expire."
     )
+    testing: TestingConfig = option(TestingConfig(), "Test-suite switches; leave them off.")

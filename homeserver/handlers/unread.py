@@ -3,27 +3,25 @@
 Spec: client-server API "Receiving notifications" and "Marking notifications
 as read" (push module), threaded read receipts (receipts module).
 
-Interim rule until push rules exist (a pure function, `classify`):
-
-* A notification is an event from someone else of a type the default push
-  rules notify for (`m.room.message` except `m.notice`, `m.room.encrypted`,
-  `m.sticker`, `m.call.invite`, polls) that is not an edit (`m.replace`).
-  Reactions, redactions and state events do not count.
-* A highlight is a notification that mentions the user: their ID in
-  `m.mentions.user_ids`, or, when the event has no `m.mentions` (legacy
-  clients), the user's ID or display name in the body as a whole word.
-  Encrypted events are never highlights (the server cannot read them).
-* An event belongs to the thread its `m.thread` relation names, else to "main".
+What counts is decided by the users' push rules (`push.evaluator` over
+`protocol.push_rules`): an event is a notification for a user if the first
+matching rule's actions contain ``notify``, and a highlight if they also set
+the ``highlight`` tweak. Users are never notified of their own events. An
+event belongs to the thread its `m.thread` relation names, else to "main".
 
 Theory of operation. Counts live in `event_push_summary` rows per (user,
-room, thread). Each committed event batch is counted once, by the persist
-listener, with one INSERT ... SELECT per thread for every joined local member
-of the room. A read receipt (m.read or m.read.private) replaces the user's
-rows with a recount of the events after it; so does the user's own event for
-its thread ("when the user updates their read receipt, either by using the
-API or by sending an event"). Batch counting and recounts of a room run one
-at a time (a per-room linearizer); a row's ``stream_ordering`` says which
-events it already includes, so a batch a recount has seen is not added again.
+room, thread). Each committed event batch is evaluated and counted once, by
+the persist listener: per thread, one INSERT ... SELECT adds the *base* (the
+actions most members got) for every joined local member, after a multi-row
+upsert of the members whose actions differ. The batch's per-user actions go
+to `event_push_actions` (GET /notifications, pushers) in the same
+transaction, and the ``counted_listeners`` (the pusher pool) hear of it. A
+read receipt (m.read or m.read.private) replaces the user's rows with a
+recount of the events after it; so does the user's own event for its thread
+("when the user updates their read receipt, either by using the API or by
+sending an event"). Batch counting and recounts of a room run one at a time
+(a per-room linearizer); a row's ``stream_ordering`` says which events it
+already includes, so a batch a recount has seen is not added again.
 
 A sync must show the counts of the events in its timeline ("the updated
 notification count from a new event MUST appear in the same /sync response
@@ -36,17 +34,15 @@ are skipped after one turn of the reactor.
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from twisted.internet import defer
 
 from homeserver.protocol.events import Event
+from homeserver.storage.stores.push_actions import EventPushActions
 from homeserver.storage.stores.push_summary import Counts, PushSummaryStore, ThreadIncrement
 from homeserver.storage.stores.receipts import READ_TYPES, UNTHREADED, ReceiptStore
 from homeserver.storage.stores.events import EventStore
-from homeserver.storage.stores.rooms import MembershipStore
-from homeserver.util.caches import LruCache
 from homeserver.util.clock import Clock
 from homeserver.util.linearizer import Linearizer
 from homeserver.util.tasks import run_in_background
@@ -55,10 +51,32 @@ logger = logging.getLogger(__name__)
 
 MAIN_THREAD = "main"
 
-NOTIFYING_TYPES = frozenset({
-    "m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite",
-    "m.poll.start", "org.matrix.msc3381.poll.start",
-})
+
+class ActionsLike(Protocol):
+    """`protocol.push_rules.Actions`, as far as counting needs it."""
+
+    key: str
+    notify: bool
+    highlight: bool
+
+
+class EvaluationLike(Protocol):
+    """`push.evaluator.EventEvaluation`, as far as counting needs it."""
+
+    event: Event
+    members: frozenset[str]
+    extra: Mapping[str, Any]
+    result: Any
+
+    def actions_for(self, user_id: str) -> Any: ...
+
+
+class RuleEvaluator(Protocol):
+    """Push rule evaluation for a room (`push.evaluator.BulkPushRuleEvaluator`)."""
+
+    async def evaluate_batch(self, room_id: str, events: Sequence[Event]) -> Sequence[EvaluationLike]: ...
+
+    async def evaluate_for_user(self, room_id: str, user_id: str, events: Sequence[Event]) -> Sequence[Any]: ...
 
 
 # ------------------------------------------------------------------ the rule
@@ -70,87 +88,85 @@ def thread_of(content: Mapping[str, Any]) -> str:
     return MAIN_THREAD
 
 
-def is_notifying(event_type: str, content: Mapping[str, Any]) -> bool:
-    """Whether an event (from someone else) counts as a notification."""
-    if event_type not in NOTIFYING_TYPES:
-        return False
-    rel = content.get("m.relates_to")
-    if isinstance(rel, dict) and rel.get("rel_type") == "m.replace":
-        return False
-    return not (event_type == "m.room.message" and content.get("msgtype") == "m.notice")
+def counts_of(actions: ActionsLike) -> Counts:
+    """(notifications, highlights) one event adds for actions: a highlight only counts if it notifies."""
+    if not actions.notify:
+        return (0, 0)
+    return (1, 1 if actions.highlight else 0)
 
 
-_WORD_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _mentions_word(body_lower: str, word: str) -> bool:
-    w = word.lower()
-    if not w or w not in body_lower:
-        return False
-    pattern = _WORD_CACHE.get(w)
-    if pattern is None:
-        pattern = re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)")
-        if len(_WORD_CACHE) < 10_000:
-            _WORD_CACHE[w] = pattern
-    return pattern.search(body_lower) is not None
-
-
-def highlighted_users(event_type: str, content: Mapping[str, Any],
-                      candidates: Mapping[str, str | None]) -> set[str]:
-    """Which of ``candidates`` (user ID -> display name) an event mentions."""
-    if event_type == "m.room.encrypted":
-        return set()
-    mentions = content.get("m.mentions")
-    if isinstance(mentions, dict):
-        ids = mentions.get("user_ids")
-        if not isinstance(ids, list):
-            return set()
-        return {u for u in ids if isinstance(u, str) and u in candidates}
-    body = content.get("body")
-    if not isinstance(body, str) or not body:
-        return set()
-    body_lower = body.lower()
-    out = set()
-    for user_id, name in candidates.items():
-        if _mentions_word(body_lower, user_id) or (name and _mentions_word(body_lower, name)):
-            out.add(user_id)
-    return out
-
-
-def classify(event_type: str, content: Mapping[str, Any], candidates: Mapping[str, str | None]
-             ) -> tuple[bool, str, set[str]]:
-    """(notifies, thread, highlighted users) of one event, for users other than its sender."""
-    if not is_notifying(event_type, content):
-        return False, thread_of(content), set()
-    return True, thread_of(content), highlighted_users(event_type, content, candidates)
-
-
-def recount(events: Sequence[Event], user_id: str, display_name: str | None,
+def recount(events: Sequence[Event], user_id: str, actions: Sequence[ActionsLike],
             start: Mapping[str, int], default_start: int) -> dict[str, Counts]:
-    """A user's counts per thread over ``events`` (oldest first).
+    """A user's counts per thread over ``events`` (oldest first) given their actions for each.
 
     Args:
         start: thread -> position the user has read up to in that thread.
         default_start: read-up-to position of threads not in ``start``.
     """
     counts: dict[str, list[int]] = {}
-    candidates = {user_id: display_name}
-    for ev in events:
+    for ev, acts in zip(events, actions):
         so = ev.internal.get("stream_ordering") or 0
-        content = ev.content
-        thread = thread_of(content)
+        thread = thread_of(ev.content)
         per = counts.setdefault(thread, [0, 0])
         if so <= start.get(thread, default_start):
             continue
         if ev.sender == user_id:
-            per[0] = per[1] = 0  # sending an event marks the thread read up to it
+            if ev.state_key is None:
+                per[0] = per[1] = 0  # sending an event marks the thread read up to it
             continue
-        notifies, _t, hl = classify(ev.type, content, candidates)
-        if notifies:
-            per[0] += 1
-            if hl:
-                per[1] += 1
+        n, h = counts_of(acts)
+        per[0] += n
+        per[1] += h
     return {t: (c[0], c[1]) for t, c in counts.items()}
+
+
+def batch_counts(evaluations: Sequence[EvaluationLike], is_local: Callable[[str], bool]
+                 ) -> tuple[list[ThreadIncrement], dict[tuple[str, str], Counts]]:
+    """What a batch adds to the counts: per-thread increments and own-event resets.
+
+    A local member's own (non-state) event resets their thread to what follows
+    it in the batch. Every other member of a thread whose counts differ from
+    the thread's base (the sum of each event's base) gets an exact override.
+    """
+    by_thread: dict[str, list[EvaluationLike]] = {}
+    resets: dict[tuple[str, str], list[int]] = {}
+    for ev_eval in evaluations:
+        ev = ev_eval.event
+        thread = thread_of(ev.content)
+        by_thread.setdefault(thread, []).append(ev_eval)
+        if ev.state_key is None and is_local(ev.sender) and ev.sender in ev_eval.members:
+            resets[(ev.sender, thread)] = [0, 0]
+        for (user_id, t), counts in resets.items():
+            if t == thread and user_id != ev.sender:
+                n, h = counts_of(ev_eval.actions_for(user_id))
+                counts[0] += n
+                counts[1] += h
+    increments = []
+    for thread, evals in by_thread.items():
+        inc = ThreadIncrement(thread)
+        deviating: set[str] = set()
+        for ev_eval in evals:
+            base = counts_of(ev_eval.result.base)
+            inc.notif += base[0]
+            inc.highlight += base[1]
+            for user_id, actions in ev_eval.result.overrides.items():
+                if counts_of(actions) != base:
+                    deviating.add(user_id)
+            sender = ev_eval.event.sender
+            if base != (0, 0) and sender in ev_eval.members:
+                deviating.add(sender)  # never counted for their own event
+        for user_id in deviating:
+            if (user_id, thread) in resets:
+                continue
+            n = h = 0
+            for ev_eval in evals:
+                dn, dh = counts_of(ev_eval.actions_for(user_id))
+                n += dn
+                h += dh
+            if (n, h) != (inc.notif, inc.highlight):
+                inc.overrides[user_id] = (n, h)
+        increments.append(inc)
+    return increments, {k: (v[0], v[1]) for k, v in resets.items()}
 
 
 # --------------------------------------------------------------- the handler
@@ -198,28 +214,35 @@ class UnreadCounts:
         store: the counts table.
         receipts: read receipts (read-up-to positions for recounts).
         events: events (recounts load the events after a receipt).
-        members: joined members' display names (highlights).
+        members: not used since counting moved to push rules (display names
+            are the evaluator's); kept so callers need not change.
         clock: the injected clock.
         server_name: this server (only local users have counts).
         events_position: the events stream's current position.
+        evaluator: push rule evaluation; may be attached later as ``evaluator``
+            (app.py builds it after this), but before any event is persisted.
     """
 
     def __init__(self, store: PushSummaryStore, receipts: ReceiptStore, events: EventStore,
-                 members: MembershipStore, clock: Clock, server_name: str, events_position: Any) -> None:
+                 members: Any, clock: Clock, server_name: str, events_position: Any,
+                 evaluator: RuleEvaluator | None = None) -> None:
         self._store = store
         self._receipts = receipts
         self._events = events
-        self._members = members
         self._clock = clock
         self._server_name = server_name
         self._local_suffix = ":" + server_name
         self._events_position = events_position
+        self.evaluator = evaluator
         self._linearizer = Linearizer("unread_counts")
         self._progress = _Progress(events_position())
         self._waiters: list[tuple[int, defer.Deferred[None]]] = []
         self._catch_up_scheduled = False
-        # room -> {local joined user: display name}, dropped on membership changes.
-        self._names: LruCache[str, dict[str, str | None]] = LruCache("unread_member_names", 10_000)
+        # (room_id, last position, users who may have new push actions) after
+        # each counted batch (the pusher pool).
+        self.counted_listeners: list[Callable[[str, int, frozenset[str]], Any]] = []
+        # (user_id) after a read receipt changed the user's counts (badge updates).
+        self.read_listeners: list[Callable[[str], Any]] = []
 
     # ---------------------------------------------------- persist listener
     def on_events_persisted(self, events: Sequence[Event]) -> None:
@@ -228,22 +251,28 @@ class UnreadCounts:
         if not positioned:
             return
         room_id = positioned[0].room_id
-        if any(e.type == "m.room.member" for e in positioned):
-            self._names.pop(room_id)
         positions = [e.internal["stream_ordering"] for e in positioned]
         batch = [e for e in positioned if not e.rejected_reason]
         self._progress.begin(positions)
         run_in_background("unread_count_batch", self._count_batch, room_id, batch, positions)
 
     async def _count_batch(self, room_id: str, batch: list[Event], positions: list[int]) -> None:
+        notify: tuple[str, int, frozenset[str]] | None = None
         try:
             async with self._linearizer.queue(room_id):
-                await self._count_batch_locked(room_id, batch, positions)
+                notify = await self._count_batch_locked(room_id, batch, positions)
         finally:
             self._progress.end(positions)
             self._wake_waiters()
+        if notify is not None:
+            for listener in self.counted_listeners:
+                try:
+                    listener(*notify)
+                except Exception:
+                    logger.exception("counted listener failed")
 
-    async def _count_batch_locked(self, room_id: str, batch: list[Event], positions: list[int]) -> None:
+    async def _count_batch_locked(self, room_id: str, batch: list[Event], positions: list[int]
+                                  ) -> tuple[str, int, frozenset[str]] | None:
         left = []
         for ev in batch:
             if ev.type == "m.room.member" and ev.state_key and self._is_local(ev.state_key):
@@ -251,42 +280,27 @@ class UnreadCounts:
                     left.append(ev.state_key)
                 elif ev.state_key in left:
                     left.remove(ev.state_key)
-        relevant = [e for e in batch if e.state_key is None and (is_notifying(e.type, e.content)
-                                                                  or self._is_local(e.sender))]
-        if not relevant and not left:
-            return
-        needs_names = any(e.type == "m.room.message" and "m.mentions" not in e.content for e in relevant)
-        names = await self._member_names(room_id) if needs_names else {}
-        increments: dict[str, ThreadIncrement] = {}
-        resets: dict[tuple[str, str], list[int]] = {}
-        for ev in relevant:
-            notifies, thread, hl = classify(ev.type, ev.content, names or _mentions_only(ev.content))
-            if self._is_local(ev.sender):
-                # Own event: the sender has read this thread up to here.
-                resets[(ev.sender, thread)] = [0, 0]
-            if not notifies:
-                continue
-            inc = increments.setdefault(thread, ThreadIncrement(thread))
-            inc.notif += 1
-            inc.own[ev.sender] = inc.own.get(ev.sender, 0) + 1
-            for u in hl:
-                if u != ev.sender:
-                    inc.highlights[u] = inc.highlights.get(u, 0) + 1
-            for (user, t), counts in resets.items():
-                if t == thread and user != ev.sender:
-                    counts[0] += 1
-                    counts[1] += 1 if user in hl else 0
+        if not batch and not left:
+            return None
+        assert self.evaluator is not None, "UnreadCounts has no push rule evaluator"
+        evaluations = await self.evaluator.evaluate_batch(room_id, batch)
+        increments, resets = batch_counts(evaluations, self._is_local)
+        actions = [EventPushActions(e.event.event_id, e.event.internal["stream_ordering"],
+                                    thread_of(e.event.content), e.event.sender, e.result.base,
+                                    e.result.overrides, e.extra) for e in evaluations
+                   if e.result.base.notify or any(a.notify for a in e.result.overrides.values()) or e.extra]
+        increments = [i for i in increments if i.notif or i.highlight or i.overrides]
+        if not (increments or resets or left or actions):
+            return None  # nothing notifies anyone: no transaction
         await self._store.apply_batch(
-            room_id, min(positions), max(positions), "%" + self._local_suffix, list(increments.values()),
-            {k: (v[0], v[1]) for k, v in resets.items()}, left)
-
-    async def _member_names(self, room_id: str) -> dict[str, str | None]:
-        names = self._names.get(room_id)
-        if names is None:
-            rows = await self._members.get_joined_members_with_profiles(room_id)
-            names = {u: d for u, d, _a in rows if self._is_local(u)}
-            self._names.set(room_id, names)
-        return names
+            room_id, min(positions), max(positions), "%" + self._local_suffix, increments, resets, left,
+            actions, self._clock.time_msec())
+        users: set[str] = set()
+        for e in evaluations:
+            if e.result.base.notify or any(a.notify for a in e.result.overrides.values()) or e.extra:
+                users |= e.members
+                users.update(e.extra)
+        return (room_id, max(positions), frozenset(users)) if users else None
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.endswith(self._local_suffix)
@@ -311,10 +325,16 @@ class UnreadCounts:
             events = await self._events.get_events_as_list(event_ids)
             if only is not None:
                 events = [e for e in events if thread_of(e.content) == only]
-            names = await self._member_names(room_id)
-            counts = recount(events, user_id, names.get(user_id), start, unthreaded)
+            assert self.evaluator is not None, "UnreadCounts has no push rule evaluator"
+            actions = await self.evaluator.evaluate_for_user(room_id, user_id, events)
+            counts = recount(events, user_id, actions, start, unthreaded)
             counts.setdefault(only or MAIN_THREAD, (0, 0))
             await self._store.replace_counts(user_id, room_id, counts, upto, only)
+        for listener in self.read_listeners:
+            try:
+                listener(user_id)
+            except Exception:
+                logger.exception("read listener failed")
 
     # ----------------------------------------------------------------- sync
     async def wait_until_counted(self, position: int) -> None:
@@ -348,11 +368,3 @@ class UnreadCounts:
                          ) -> tuple[dict[str, dict[str, Counts]], set[str]]:
         """See `PushSummaryStore.get_counts`."""
         return await self._store.get_counts(user_id, room_ids, since, upto)
-
-
-def _mentions_only(content: Mapping[str, Any]) -> dict[str, str | None]:
-    """Candidates when only m.mentions can highlight (no display names needed)."""
-    mentions = content.get("m.mentions")
-    if isinstance(mentions, dict) and isinstance(mentions.get("user_ids"), list):
-        return {u: None for u in mentions["user_ids"] if isinstance(u, str)}
-    return {}

@@ -9,21 +9,32 @@ m.room.history_visibility in force at S and the user's membership at S
 - joined: members at S.
 The common case — the user is joined now and the room never used anything
 but shared/world_readable — needs no per-event work.
+
+Before any of that, expired events (message retention, handlers/retention.py)
+are dropped for everyone, so every read path that filters here hides them.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Sequence
+from typing import Protocol, Sequence
 
 from homeserver.protocol.events import Event
 from homeserver.storage.stores.rooms import MembershipStore, VisibilityStore
+
+
+class ExpiredFilter(Protocol):
+    """Drops the expired events of a room (`handlers.retention.RetentionPolicies`)."""
+
+    async def filter_expired(self, room_id: str, events: Sequence[Event]) -> list[Event]: ...
 
 
 class VisibilityHandler:
     def __init__(self, store: VisibilityStore, members: MembershipStore) -> None:
         self._store = store
         self._members = members
+        # Set by app.py when retention or status posts are on.
+        self.expired_filter: ExpiredFilter | None = None
 
     def on_events_persisted(self, events: Sequence[Event]) -> None:
         for ev in events:
@@ -34,6 +45,10 @@ class VisibilityHandler:
                               current_membership: str | None = None) -> list[Event]:
         if not events:
             return []
+        if self.expired_filter is not None:
+            events = await self.expired_filter.filter_expired(room_id, events)
+            if not events:
+                return []
         changes = await self._store.get_visibility_changes(room_id)
         if current_membership is None:
             m = await self._members.get_membership(room_id, user_id)

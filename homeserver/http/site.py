@@ -228,12 +228,15 @@ class RootResource(resource.Resource):
                 # The headers are out: no error body is possible any more.
                 logger.exception("streaming a response failed after %d bytes", sent)
             finally:
-                request.unregisterProducer()
+                if request.channel is not None:  # None once the client has gone
+                    request.unregisterProducer()
+            if request._disconnected:
+                return response.status
             if sent < response.length:
                 # The file ended early: the client must not take a short body as whole.
                 logger.warning("streamed %d of %d bytes; dropping the connection", sent, response.length)
                 request.loseConnection()
-            elif not request._disconnected:
+            else:
                 request.finish()
             return response.status
         finally:

@@ -332,6 +332,8 @@ def test_quarantine_and_admin_api(media_server):
                                       len(image_bytes("PNG", (20 + i, 20))) for i in range(3))}]
     r = admin.delete(f"{ADMIN}/media/{sn}/{ids[0]}")
     assert r.json() == {"deleted_media": [ids[0]], "total": 1}
+    assert admin.post(f"{ADMIN}/media/delete", params={"before_ts": 1}).json() == {"deleted_media": [], "total": 0}
+    assert admin.post(f"{ADMIN}/purge_media_cache", params={"before_ts": 1}).json() == {"deleted": 0}
     deleted = admin.delete(f"{ADMIN}/users/{quote(alice.user_id)}/media").json()["deleted_media"]
     assert sorted(deleted) == sorted(ids[1:])
 

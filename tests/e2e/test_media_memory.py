@@ -82,3 +82,20 @@ def test_200mb_upload_and_download_memory(big_server):
     print(f"\nmedia memory: RSS at rest {rss_before / 1024:.1f} MiB; peak growth after 200 MiB upload "
           f"{growth_upload / 2**20:.1f} MiB, after download {growth / 2**20:.1f} MiB")
     assert growth < LIMIT, f"peak RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_client_leaving_mid_download(big_server):
+    """A client that drops a big download half-way leaves the server serving."""
+    alice = register_user(big_server)
+    data = os.urandom(30 * 1024 * 1024)
+    r = httpx.post(big_server.base_url + "/_matrix/media/v3/upload", content=data, timeout=60,
+                   headers={"Authorization": f"Bearer {alice.token}", "Content-Type": "application/octet-stream"})
+    mid = r.json()["content_uri"].rsplit("/", 1)[1]
+    url = f"{big_server.base_url}/_matrix/client/v1/media/download/{big_server.server_name}/{mid}"
+    auth = {"Authorization": f"Bearer {alice.token}"}
+    for _ in range(3):
+        with httpx.stream("GET", url, headers=auth, timeout=60) as resp:
+            next(resp.iter_bytes(PIECE))  # read a little, then hang up
+    r = httpx.get(url, headers=auth, timeout=60)
+    assert r.status_code == 200 and r.content == data
+    assert "Traceback" not in big_server.read_log()

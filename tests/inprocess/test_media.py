@@ -480,3 +480,14 @@ def test_url_preview_cache_and_image_expiry(tmp_path):
     r = hs.request("GET", f"{V1}/preview_url?url={quote('https://gone.example/', safe='')}", token=token)
     assert r.status == 502
     hs.hs.db.close()
+
+
+def test_remote_media_too_large(tmp_path):
+    """A remote file over max_upload_size is 502 M_TOO_LARGE and nothing is cached."""
+    hs = InProcessServer(tmp_path, max_upload_size="1K")
+    _, token = make_user(hs, "gus")
+    hs.hs.media.remote.fetcher = FakeFederationMedia({("big.example", "huge"): (b"z" * 4096, "text/plain")})
+    r = hs.request("GET", f"{V1}/download/big.example/huge", token=token)
+    assert r.status == 502 and r.json()["errcode"] == "M_TOO_LARGE"
+    assert content_files(hs) == [] and os.listdir(os.path.join(hs.config.media.media_store_path, "tmp")) == []
+    hs.hs.db.close()

@@ -65,7 +65,7 @@ def test_public_receipt_behind_private_one_does_not_rewind(hs):
 
 
 def test_mentions_highlight(hs):
-    """A mention by user ID, display name or m.mentions is a highlight."""
+    """Only m.mentions highlights: since spec v1.17 a user ID or display name in the body does not."""
     (alice, ta), (bob, tb), room_id = alice_and_bob(hs)
     hs.request("PUT", C + f"/profile/{q(bob)}/displayname", {"displayname": "Bobby"}, tb)
     send(hs, ta, room_id, "hey bobby, look")
@@ -74,7 +74,7 @@ def test_mentions_highlight(hs):
     send(hs, ta, room_id, "@Bobby thanks")
     send(hs, ta, room_id, "bobbyish is not a mention")
     send(hs, ta, room_id, {"msgtype": "m.text", "body": "Bobby", "m.mentions": {}})  # intentional: no one
-    assert unread(sync(hs, tb), room_id) == _counts(6, 4)
+    assert unread(sync(hs, tb), room_id) == _counts(6, 1)
     assert unread(sync(hs, ta), room_id) == _counts(0, 0)
 
 
@@ -136,7 +136,8 @@ def test_thread_counts_are_separate_with_the_filter(hs):
     root = send(hs, ta, room_id, "root")
     thread = {"rel_type": "m.thread", "event_id": root}
     r1 = send(hs, ta, room_id, {"msgtype": "m.text", "body": "r1", "m.relates_to": thread})
-    send(hs, ta, room_id, {"msgtype": "m.text", "body": f"r2 {bob}", "m.relates_to": thread})
+    send(hs, ta, room_id, {"msgtype": "m.text", "body": f"r2 {bob}", "m.relates_to": thread,
+                           "m.mentions": {"user_ids": [bob]}})
     send(hs, ta, room_id, "main two")
     body = sync(hs, tb, flt=THREADS)
     assert room(body, room_id)["unread_notifications"] == _counts(2)

@@ -3,10 +3,14 @@
 The persist listener adds each event batch's counts for every joined local
 member of the room in one INSERT ... SELECT per thread (never a statement
 per member), guarded by the row's ``stream_ordering``: a row that already
-includes the batch (because a recount read it) is left alone. A read receipt
-replaces the user's rows with a recount. What counts as a notification or a
-highlight is decided by the caller (handlers/unread.py); this module only
-stores numbers.
+includes the batch (because a recount read it) is left alone. Members whose
+counts differ from that base (their push rules say otherwise, or they were
+mentioned) are written first, with one multi-row upsert, so the guard then
+makes the INSERT ... SELECT skip them. A read receipt replaces the user's
+rows with a recount. What counts as a notification or a highlight is decided
+by the caller (push rule evaluation, handlers/unread.py); this module only
+stores numbers. The batch's per-user actions (`event_push_actions`) are
+written in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.stores.push_actions import EventPushActions, insert_push_actions_txn
 
 Counts = tuple[int, int]  # (notification_count, highlight_count)
 
@@ -25,32 +30,20 @@ class ThreadIncrement:
 
     Attributes:
         thread_id: "main" or the thread root's event ID.
-        notif: notifying events of the batch in this thread.
-        own: sender -> how many of those they sent (not counted for them).
-        highlights: user -> highlighting events for them in this thread.
+        notif: notifications the batch adds for every joined local member not in ``overrides``.
+        highlight: highlights likewise.
+        overrides: member -> (notifications, highlights) the batch adds for them instead.
     """
 
     thread_id: str
     notif: int = 0
-    own: dict[str, int] = dataclasses.field(default_factory=dict)
-    highlights: dict[str, int] = dataclasses.field(default_factory=dict)
+    highlight: int = 0
+    overrides: dict[str, Counts] = dataclasses.field(default_factory=dict)
 
 
 def _chunks(seq: Sequence[Any], n: int = 500) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
-
-
-def _case(column: str, values: Mapping[str, int]) -> tuple[str, list[Any]]:
-    """``CASE column WHEN k THEN v ... ELSE 0 END`` (``0`` when ``values`` is empty)."""
-    if not values:
-        return "0", []
-    args: list[Any] = []
-    sql = f"CASE {column}"
-    for k, v in values.items():
-        sql += " WHEN ? THEN ?"
-        args.extend((k, v))
-    return sql + " ELSE 0 END", args
 
 
 class PushSummaryStore:
@@ -59,8 +52,9 @@ class PushSummaryStore:
 
     async def apply_batch(self, room_id: str, first_so: int, last_so: int, local_pattern: str,
                           increments: Sequence[ThreadIncrement], resets: Mapping[tuple[str, str], Counts],
-                          left_users: Sequence[str]) -> None:
-        """Apply one event batch's counts in one transaction.
+                          left_users: Sequence[str], push_actions: Sequence[EventPushActions] = (),
+                          now: int = 0) -> None:
+        """Apply one event batch's counts (and push actions) in one transaction.
 
         Args:
             first_so, last_so: the batch's lowest and highest stream orderings.
@@ -68,6 +62,8 @@ class PushSummaryStore:
             increments: per thread, what the batch adds for the room's joined local members.
             resets: (user, thread) -> counts after that user's own last event of the batch.
             left_users: users who left the room in this batch (their rows go).
+            push_actions: the batch's per-user actions, for `event_push_actions`.
+            now: ms, the time the actions are stamped with.
         """
         guard = " WHERE event_push_summary.stream_ordering < ?"
 
@@ -75,27 +71,38 @@ class PushSummaryStore:
             if left_users:
                 txn.executemany("DELETE FROM event_push_summary WHERE user_id = ? AND room_id = ?",
                                 [(u, room_id) for u in left_users])
-            # Resets first: the increments below then skip the reset rows (guard).
-            for (user_id, thread_id), (notif, highlight) in resets.items():
-                txn.execute(
+            # Resets and overrides first: the INSERT ... SELECT below then skips
+            # their rows (guard).
+            txn.executemany(
+                "INSERT INTO event_push_summary (user_id, room_id, thread_id, notif_count, highlight_count,"
+                " stream_ordering) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, room_id, thread_id)"
+                " DO UPDATE SET notif_count = excluded.notif_count, highlight_count = excluded.highlight_count,"
+                " stream_ordering = excluded.stream_ordering" + guard,
+                [(user_id, room_id, thread_id, notif, highlight, last_so, first_so)
+                 for (user_id, thread_id), (notif, highlight) in resets.items()])
+            for inc in increments:
+                txn.executemany(
                     "INSERT INTO event_push_summary (user_id, room_id, thread_id, notif_count, highlight_count,"
                     " stream_ordering) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, room_id, thread_id)"
-                    " DO UPDATE SET notif_count = excluded.notif_count, highlight_count = excluded.highlight_count,"
+                    " DO UPDATE SET notif_count = event_push_summary.notif_count + excluded.notif_count,"
+                    " highlight_count = event_push_summary.highlight_count + excluded.highlight_count,"
                     " stream_ordering = excluded.stream_ordering" + guard,
-                    (user_id, room_id, thread_id, notif, highlight, last_so, first_so))
-            for inc in increments:
-                own_sql, own_args = _case("user_id", inc.own)
-                hl_sql, hl_args = _case("user_id", inc.highlights)
+                    [(user_id, room_id, inc.thread_id, notif, highlight, last_so, first_so)
+                     for user_id, (notif, highlight) in inc.overrides.items()
+                     if (user_id, inc.thread_id) not in resets])
+                if not inc.notif and not inc.highlight:
+                    continue
                 txn.execute(
                     "INSERT INTO event_push_summary (user_id, room_id, thread_id, notif_count, highlight_count,"
-                    f" stream_ordering) SELECT user_id, ?, ?, ? - ({own_sql}), {hl_sql}, ? FROM room_memberships"
+                    " stream_ordering) SELECT user_id, ?, ?, ?, ?, ? FROM room_memberships"
                     " WHERE room_id = ? AND membership = 'join' AND user_id LIKE ?"
                     " ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET"
                     " notif_count = event_push_summary.notif_count + excluded.notif_count,"
                     " highlight_count = event_push_summary.highlight_count + excluded.highlight_count,"
                     " stream_ordering = excluded.stream_ordering" + guard,
-                    [room_id, inc.thread_id, inc.notif, *own_args, *hl_args, last_so, room_id, local_pattern,
-                     first_so])
+                    (room_id, inc.thread_id, inc.notif, inc.highlight, last_so, room_id, local_pattern, first_so))
+            if push_actions:
+                insert_push_actions_txn(txn, room_id, local_pattern, now, push_actions)
 
         await self._db.run_txn("push_summary_batch", _txn)
 
@@ -123,15 +130,16 @@ class PushSummaryStore:
         await self._db.run_txn("push_summary_replace", _txn)
 
     async def get_room_events_after(self, room_id: str, after: int) -> tuple[list[str], int]:
-        """(IDs of the room's timeline events after position ``after``, oldest first;
-        the room's highest position), read in one transaction."""
+        """(IDs of the room's events after position ``after``, oldest first, state
+        events included (a tombstone notifies); the room's highest position),
+        read in one transaction."""
         def _txn(txn: Txn) -> tuple[list[str], int]:
             txn.execute("SELECT MAX(stream_ordering) FROM events WHERE room_id = ?", (room_id,))
             row = txn.fetchone()
             upto = (row[0] if row else None) or 0
             txn.execute(
                 "SELECT event_id FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
-                " AND outlier = 0 AND state_key IS NULL AND rejected_reason IS NULL ORDER BY stream_ordering",
+                " AND outlier = 0 AND rejected_reason IS NULL AND soft_failed = 0 ORDER BY stream_ordering",
                 (room_id, after, upto))
             return [r[0] for r in txn.fetchall()], upto
 
@@ -170,3 +178,13 @@ class PushSummaryStore:
             return out, changed
 
         return await self._db.run_txn("push_summary_counts", _txn)
+
+    async def get_badge_count(self, user_id: str, by_room: bool) -> int:
+        """The user's unread badge: rooms with notifications (``by_room``), else all notifications."""
+        if by_room:
+            sql = ("SELECT COUNT(*) FROM (SELECT room_id FROM event_push_summary WHERE user_id = ?"
+                   " GROUP BY room_id HAVING SUM(notif_count) > 0) AS unread_rooms")
+        else:
+            sql = "SELECT COALESCE(SUM(notif_count), 0) FROM event_push_summary WHERE user_id = ?"
+        rows = await self._db.execute("push_badge_count", sql, user_id)
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0

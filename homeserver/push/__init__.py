@@ -1,0 +1,1 @@
+"""Push: rules for every member of a room, pushers, delivery to push gateways (README.md)."""
