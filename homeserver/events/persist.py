@@ -30,6 +30,14 @@ from homeserver.util.clock import Clock
 logger = logging.getLogger(__name__)
 
 
+class DuplicateTransaction(Exception):
+    """The client's transaction ID was already used; ``event_id`` is the event it made."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(event_id)
+        self.event_id = event_id
+
+
 class PersistItem:
     __slots__ = ("event", "context", "txn_device", "txn_id")
 
@@ -93,6 +101,14 @@ class EventPersister:
             if new_room is not None:
                 self._rooms.insert_room_txn(txn, new_room[0], new_room[1], new_room[2], False, now)
             for item in items:
+                if item.txn_id is not None:
+                    # Idempotent sends: checked inside the writing transaction, so a
+                    # retry racing the first attempt can never store a second event.
+                    txn.execute("SELECT event_id FROM events WHERE txn_device = ? AND txn_id = ?",
+                                (item.txn_device, item.txn_id))
+                    row = txn.fetchone()
+                    if row is not None:
+                        raise DuplicateTransaction(row[0])
                 self._persist_one_txn(txn, item, now)
             if new_head is not None:
                 self._update_extremities_txn(txn, room_id, new_head.extremities)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from homeserver.errors import MatrixError
 from homeserver.events.builder import EventBuilder
 from homeserver.events.context import EventContext
-from homeserver.events.persist import EventPersister, PersistItem
+from homeserver.events.persist import DuplicateTransaction, EventPersister, PersistItem
 from homeserver.http.requester import Requester
 from homeserver.protocol import auth_rules, power_levels
 from homeserver.protocol.event_validation import EventTooLarge, validate_pdu_shape
@@ -70,13 +70,14 @@ class EventSender:
         if txn_id is not None and requester is not None:
             key = txn_device_key(requester)
             async with self._txn_linearizer.queue((key, txn_id)):
-                existing = await self._events.get_event_id_by_txn(key, txn_id)
-                if existing is not None:
-                    ev = await self._events.get_event(existing, allow_rejected=True)
-                    if ev is not None:
-                        return ev
-                return await self._send_locked(sender, room_id, event_type, content, state_key, redacts,
-                                               key, txn_id, prepare)
+                try:
+                    return await self._send_locked(sender, room_id, event_type, content, state_key, redacts,
+                                                   key, txn_id, prepare)
+                except DuplicateTransaction as dup:
+                    ev = await self._events.get_event(dup.event_id, allow_rejected=True)
+                    if ev is None:  # pragma: no cover - the row was just seen
+                        raise MatrixError("M_UNKNOWN", "Transaction lookup failed", status=500) from None
+                    return ev
         return await self._send_locked(sender, room_id, event_type, content, state_key, redacts, None, None,
                                        prepare)
 

@@ -28,12 +28,15 @@ def test_no_route_answers_500_to_junk(hs):
     assert r.status == 200
     failures = []
     for route in hs.hs.router.routes():
-        for path in _paths(route.pattern)[:3]:
-            for body in JUNK_BODIES:
-                for tok in (token, None, "badtoken"):
-                    resp = hs.request(route.method, path, body if route.method in ("POST", "PUT") else None, tok)
+        has_body = route.method in ("POST", "PUT")
+        for i, path in enumerate(_paths(route.pattern)[:3]):
+            # Junk bodies matter only where there is a body; bad or missing
+            # tokens are refused before any handler runs, so one path suffices.
+            for body in (JUNK_BODIES if has_body else [None]):
+                for tok in ((token, None, "badtoken") if i == 0 else (token,)):
+                    resp = hs.request(route.method, path, body, tok)
                     if resp.status >= 500:
-                        failures.append((route.method, path, body[:30], resp.status, resp.body[:100]))
+                        failures.append((route.method, path, (body or b"")[:30], resp.status, resp.body[:100]))
     assert not failures, failures[:10]
     # Still healthy afterwards (the sweep may have logged the fuzzer out).
     _, token2 = make_user(hs, "after")
