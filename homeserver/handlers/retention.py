@@ -19,9 +19,10 @@ Theory of operation (docs/retention.md has the operator's view):
   ``interval``, pages through the rooms (500 at a time) and purges the
   expired events of those whose ``max_lifetime`` is within the job's range,
   in batches of at most `PURGE_BATCH_SIZE` events per transaction
-  (`stores.purge`), each sized to take about `PURGE_BATCH_TARGET_S`, and
-  pauses after each batch as long as the batch took: the purge never takes
-  more than half of the database, and other work never waits long for it. A purge interrupted by a restart
+  (`stores.purge`), each sized to take about `PURGE_BATCH_TARGET_S` on SQLite
+  (whose one connection everything else waits for), and pauses after each
+  batch as long as the batch took: the purge never takes more than half of
+  the database, and other work never waits long for it. A purge interrupted by a restart
   resumes: the first pass runs `STARTUP_DELAY_S` after start-up.
 - Media: `EventMediaIndexer` records which events refer to which local
   media (``event_media``). A batch that removes the last event referring to
@@ -56,10 +57,14 @@ logger = logging.getLogger(__name__)
 
 STORIES_ROOM_TYPE = "msc3588.stories.stories-room"
 # Events per purge transaction: at most PURGE_BATCH_SIZE, sized so that one
-# transaction takes about PURGE_BATCH_TARGET_S (a waiting /sync never waits longer).
+# transaction takes about PURGE_BATCH_TARGET_S where it holds the whole
+# database (SQLite: a waiting /sync never waits longer), or
+# PURGE_BATCH_TARGET_CONCURRENT_S where other transactions run beside it
+# (PostgreSQL: a longer transaction costs them nothing but CPU and I/O).
 PURGE_BATCH_SIZE = 1000
 PURGE_MIN_BATCH_SIZE = 20
 PURGE_BATCH_TARGET_S = 0.01
+PURGE_BATCH_TARGET_CONCURRENT_S = 0.05
 ROOMS_PAGE = 500
 MEDIA_BATCH = 100
 STARTUP_DELAY_S = 60.0
@@ -308,19 +313,19 @@ class RetentionHandler:
         smallest = min(PURGE_MIN_BATCH_SIZE, PURGE_BATCH_SIZE)
         size = self._batch_size
         while True:
-            started = time.perf_counter()
             batch = await self._purge.purge_expired_batch(room_id, cutoff, from_ts, size, now)
-            took = time.perf_counter() - started
+            took = batch.seconds
             total += batch.deleted
             self.batches += 1
             if batch.deleted:
-                # Aim each transaction at PURGE_BATCH_TARGET_S, within [smallest, PURGE_BATCH_SIZE] events.
-                aim = PURGE_BATCH_TARGET_S * batch.deleted / max(took, 1e-6)
+                # Aim each transaction at the target time, within [smallest, PURGE_BATCH_SIZE] events.
+                target = PURGE_BATCH_TARGET_S if self._purge.holds_the_database else PURGE_BATCH_TARGET_CONCURRENT_S
+                aim = target * batch.deleted / max(took, 1e-6)
                 size = max(smallest, min(PURGE_BATCH_SIZE, int((size + aim) / 2)))
             if batch.done or batch.last_ts is None:
                 break
             from_ts = batch.last_ts
-            # As long a pause as the batch took: other work gets at least half of the database.
+            # As long a pause as the batch held the database: other work gets at least half of it.
             await self._clock.sleep(took)
         self._batch_size = size
         self.purged_events += total

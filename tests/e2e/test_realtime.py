@@ -135,7 +135,8 @@ def test_unread_counts_and_reset(server):
     """Messages from others count, a mention highlights, and a read receipt resets the counts."""
     alice, bob, room_id = _pair(server)
     _send(alice, room_id, "one")
-    last = _send(alice, room_id, f"hey {bob.user_id}")
+    last = _send(alice, room_id, {"msgtype": "m.text", "body": f"hey {bob.user_id}",
+                                  "m.mentions": {"user_ids": [bob.user_id]}})
     body = _sync(bob)
     assert _room(body, room_id)["unread_notifications"] == {"notification_count": 2, "highlight_count": 1}
     assert _room(body, room_id)["timeline"]["events"]
