@@ -46,6 +46,20 @@ def node_env() -> str:
     """`node`, with tests/js/node_modules installed from the lockfile (`npm ci`) if missing or stale."""
     node = _require("node")
     npm = _require("npm")
+    import fcntl
+
+    # Several pytest-xdist workers may get here at once: one installs, the others wait.
+    lock = open(JS_DIR / ".npm-install.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        _install_if_needed(npm)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    return node
+
+
+def _install_if_needed(npm: str) -> None:
     if not _installed_is_current():
         try:
             result = subprocess.run(
@@ -55,7 +69,6 @@ def node_env() -> str:
         except subprocess.TimeoutExpired as e:
             pytest.fail(f"`npm ci` in {JS_DIR} took longer than {NPM_TIMEOUT_S}s:\n{e.stdout}\n{e.stderr}")
         assert result.returncode == 0, f"`npm ci` in {JS_DIR} failed:\n{result.stdout}\n{result.stderr}"
-    return node
 
 
 def test_js_sdk_clients_decrypt_each_others_messages(node_env, server):  # noqa: F811
