@@ -334,6 +334,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     from homeserver.sync.unread import UnreadSyncExtension
     from homeserver.util.ratelimit import Ratelimiter
     from homeserver.util.tasks import run_in_background
+    from twisted.internet import defer
 
     with _Step("receipts and presence streams"):
         receipt_store, presence_store = ReceiptStore(db), PresenceStore(db)
@@ -347,7 +348,10 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
                              event_ids.get_current)
     hs.receipts = ReceiptsHandler(receipt_store, hs.receipt_ids, events, members, notifier, clock,
                                   hs.account_data_handler, hs.account_data, hs.unread,
-                                  config.myelin.delivery_receipts.enabled)
+                                  config.myelin.delivery_receipts.enabled, hs.account_data_ids.get_current)
+    # Queued delivered receipts are written before the database pool stops.
+    reactor.addSystemEventTrigger("before", "shutdown",
+                                  lambda: defer.ensureDeferred(hs.receipts.flush_delivered()))
     hs.presence = PresenceHandler(config.presence, presence_store, hs.presence_ids, members, users, notifier,
                                   clock, server_name, Ratelimiter("rc_presence.per_user",
                                                                   config.ratelimiting.rc_presence.per_user, clock))
@@ -364,7 +368,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     hs.sync_handler.extensions.extend([
         TypingSyncExtension(hs.typing), ReceiptsSyncExtension(hs.receipts, receipt_store),
         PresenceSyncExtension(hs.presence, presence_store, config.presence.include_offline_users_on_sync),
-        UnreadSyncExtension(hs.unread, receipt_store, room_changes, hs.receipts.room_changes)])
+        UnreadSyncExtension(hs.unread, receipt_store, room_changes, hs.receipts.read_changes)])
     typing_api.register(router, hs.typing)
     receipts_api.register(router, hs.receipts)
     presence_api.register(router, hs.presence)

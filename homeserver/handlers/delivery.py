@@ -4,10 +4,11 @@ A Myelin feature (docs/delivery_receipts.md). The sync handler calls
 `on_sync_response` with every response it is about to return; for each
 joined room whose timeline has events from others, the newest of them
 becomes the user's delivered receipt in that room (one receipt per user per
-room, moving forward only: "delivered up to here"). All rooms of one
-response are written in one transaction through `ReceiptsHandler`, which
-wakes the senders of the delivered events. The write runs in the
-background, so it never delays or fails the sync that triggered it.
+room, moving forward only: "delivered up to here"). The receipts are queued
+in `ReceiptsHandler` (`queue_delivered`), which writes everything queued by
+all responses of the last ~50 ms in one transaction and then wakes the
+senders of the delivered events. Queueing runs in the background, so it never
+delays or fails the sync that triggered it.
 
 Switches: the server's `myelin.delivery_receipts.enabled`, and each user's
 `io.myelin.privacy` global account data (``send_delivery_receipts: false``).
@@ -45,7 +46,7 @@ class DeliveryReceipts:
             return
         user_id = ctx.requester.user_id
         newest: dict[str, str] = {}
-        senders: set[str] = set()
+        senders: dict[str, set[str]] = {}
         for room_id, entry in response.get("rooms", {}).get("join", {}).items():
             timeline = entry.get("timeline", {}).get("events") or []
             for ev in reversed(timeline):
@@ -55,16 +56,16 @@ class DeliveryReceipts:
                 if "state_key" in ev:
                     continue  # membership and other state changes are not messages
                 newest.setdefault(room_id, event_id)
-                senders.add(sender)
+                senders.setdefault(room_id, set()).add(sender)
         if newest:
             # In the background: the response goes out at once, and a failed
             # write costs a receipt, never the sync.
             run_in_background("delivery_receipts", self._record, user_id, newest, senders)
 
-    async def _record(self, user_id: str, newest: dict[str, str], senders: set[str]) -> None:
+    async def _record(self, user_id: str, newest: dict[str, str], senders: dict[str, set[str]]) -> None:
         if not await self._receipts.sends_delivery_receipts(user_id):
             return
         events = await self._events.get_events(list(newest.values()))
-        receipts = [self._receipts.receipt_for(room_id, DELIVERED, user_id, events[event_id])
-                    for room_id, event_id in newest.items() if event_id in events]
-        await self._receipts.record_receipts(receipts, wake_users=senders)
+        self._receipts.queue_delivered(
+            (self._receipts.receipt_for(room_id, DELIVERED, user_id, events[event_id]), senders[room_id])
+            for room_id, event_id in newest.items() if event_id in events)

@@ -312,14 +312,18 @@ class RetentionHandler:
         total = 0
         smallest = min(PURGE_MIN_BATCH_SIZE, PURGE_BATCH_SIZE)
         size = self._batch_size
+        holds = self._purge.holds_the_database
         while True:
+            started = time.perf_counter()
             batch = await self._purge.purge_expired_batch(room_id, cutoff, from_ts, size, now)
-            took = batch.seconds
+            # On SQLite the whole round trip (commit included) holds the one connection; on
+            # PostgreSQL only the statements' time matters to anyone else.
+            took = time.perf_counter() - started if holds else batch.seconds
             total += batch.deleted
             self.batches += 1
             if batch.deleted:
                 # Aim each transaction at the target time, within [smallest, PURGE_BATCH_SIZE] events.
-                target = PURGE_BATCH_TARGET_S if self._purge.holds_the_database else PURGE_BATCH_TARGET_CONCURRENT_S
+                target = PURGE_BATCH_TARGET_S if holds else PURGE_BATCH_TARGET_CONCURRENT_S
                 aim = target * batch.deleted / max(took, 1e-6)
                 size = max(smallest, min(PURGE_BATCH_SIZE, int((size + aim) / 2)))
             if batch.done or batch.last_ts is None:

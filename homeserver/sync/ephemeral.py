@@ -70,13 +70,31 @@ class ReceiptsSyncExtension:
         upto = ctx.now.receipts
         rows = await self._store.get_receipts_for_rooms(full, None, upto) if full else []
         if delta and ctx.since is not None and ctx.since.receipts < upto:
-            changed = self._receipts.room_changes.get_entities_changed(delta, ctx.since.receipts)
-            rooms = sorted(changed) if changed is not None else delta
+            rooms = await self._changed_rooms(ctx.requester.user_id, delta, ctx.since.receipts)
             if rooms:
                 rows += await self._store.get_receipts_for_rooms(rooms, ctx.since.receipts, upto)
         rows = await self._visible(ctx.requester.user_id, rows)
         for room_id, events in _receipt_events(rows).items():
             _ephemeral(ctx, response, room_id).extend(events)
+
+    async def _changed_rooms(self, user_id: str, delta: list[str], since: int) -> list[str]:
+        """The rooms of ``delta`` with a receipt change after ``since`` that the user may see.
+
+        m.read changes count in every room, m.read.private only the user's own,
+        io.myelin.delivered only for users who see delivered receipts. If a
+        change cache cannot tell (``since`` older than it remembers), all of ``delta``.
+        """
+        r = self._receipts
+        public = r.room_changes.get_entities_changed(delta, since)
+        private = r.private_changes.get_entities_changed([(user_id, room_id) for room_id in delta], since)
+        delivered = r.delivered_changes.get_entities_changed(delta, since)
+        if public is None or private is None or delivered is None:
+            return delta
+        rooms = public | {room_id for _user, room_id in private}
+        delivered -= rooms
+        if delivered and await r.sends_delivery_receipts(user_id):
+            rooms |= delivered
+        return sorted(rooms)
 
     async def _visible(self, user_id: str, rows: list[Receipt]) -> list[Receipt]:
         out = []

@@ -28,15 +28,16 @@ class UnreadSyncExtension:
         unread: the counts.
         receipts: the user's own read receipts (rooms whose counts they reset).
         room_changes: rooms with new events, by events position.
-        receipt_changes: rooms with new receipts, by receipts position.
+        read_changes: users whose own read receipts (m.read, m.read.private)
+            moved, by receipts position (`ReceiptsHandler.read_changes`).
     """
 
     def __init__(self, unread: UnreadCounts, receipts: ReceiptStore, room_changes: StreamChangeCache,
-                 receipt_changes: StreamChangeCache) -> None:
+                 read_changes: StreamChangeCache) -> None:
         self._unread = unread
         self._receipts = receipts
         self._room_changes = room_changes
-        self._receipt_changes = receipt_changes
+        self._read_changes = read_changes
 
     async def add_to_sync(self, ctx: SyncContext, response: dict[str, Any]) -> None:
         await self._unread.wait_until_counted(ctx.now.events)
@@ -51,8 +52,8 @@ class UnreadSyncExtension:
             # Counts move only with new events in the user's rooms or with the
             # user's own receipts: with neither, a waiting sync asks nothing.
             events_moved = self._room_changes.get_entities_changed(ctx.joined_room_ids, since.events) != set()
-            receipts_moved = self._receipt_changes.get_entities_changed(ctx.joined_room_ids,
-                                                                        since.receipts) != set()
+            receipts_moved = (since.receipts < ctx.now.receipts
+                              and self._read_changes.has_entity_changed(user_id, since.receipts))
             if not in_response and not events_moved and not receipts_moved:
                 return
             counts, changed = await self._unread.get_counts(user_id, in_response,

@@ -27,6 +27,14 @@ def join(hs: InProcessServer, token: str, room_id: str) -> None:
     assert r.status == 200, r
 
 
+def let_delivered_flush(hs: InProcessServer) -> None:
+    """Let the delivered receipts queued by earlier syncs be written (they wait up to
+    `DELIVERED_FLUSH_S` to share one transaction; see docs/delivery_receipts.md)."""
+    from homeserver.handlers.receipts import DELIVERED_FLUSH_S
+
+    hs.reactor.advance(DELIVERED_FLUSH_S)
+
+
 _txn = [0]
 
 
