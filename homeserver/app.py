@@ -506,7 +506,8 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     # ---- retention and status posts (docs/retention.md, docs/status_posts.md) --
     from homeserver.api.admin import test_clock as test_clock_api
     from homeserver.api.client import status_posts as status_posts_api
-    from homeserver.handlers.retention import EventMediaIndexer, RetentionHandler, RetentionPolicies
+    from homeserver.handlers.retention import (STORIES_ROOM_TYPE, EventMediaIndexer, RetentionHandler,
+                                               RetentionPolicies)
     from homeserver.handlers.status_posts import StatusAudience, StatusExpiry, StatusFeed, StatusPostsHandler
     from homeserver.storage.stores.purge import PurgeStore
     from homeserver.storage.stores.retention import RetentionStore
@@ -515,12 +516,13 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
         clock.enable_control()
         test_clock_api.register(router, clock)
     hs.retention_store = retention_store = RetentionStore(db, server_name)
-    with _Step("event media catch-up"):
+    with _Step("event media catch-up, retention policies"):
         if retention_store.catch_up_event_media_blocking(event_ids.get_current()):
             logger.info("indexed the media of earlier events")
         status_rooms = retention_store.get_status_rooms_blocking()
+        rooms_with_policies = retention_store.get_rooms_with_policies_blocking(STORIES_ROOM_TYPE)
     hs.retention_policies = policies = RetentionPolicies(config.retention, config.myelin.status_posts, state,
-                                                         events, clock)
+                                                         events, clock, rooms_with_policies)
     hs.retention = RetentionHandler(config.retention, policies, retention_store,
                                     PurgeStore(db, events, hs.search_store, server_name), clock,
                                     hs.media.retention if hs.media is not None else None)

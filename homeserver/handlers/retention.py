@@ -8,7 +8,8 @@ Theory of operation (docs/retention.md has the operator's view):
   clamped to ``allowed_lifetime_min``/``allowed_lifetime_max``. Status rooms
   (``m.room.create`` content.type ``msc3588.stories.stories-room``) always
   follow ``myelin.status_posts.lifetime`` at most, even with
-  ``retention.enabled`` off. `RetentionPolicies` computes and caches them.
+  ``retention.enabled`` off. `RetentionPolicies` holds the rooms that have
+  a policy of their own in memory: a lookup never touches the database.
 - Expired: a non-state event with ``origin_server_ts < now - max_lifetime``.
   `RetentionPolicies.filter_expired` drops them; `VisibilityHandler`, which
   every client read path goes through (sync, messages, context, event,
@@ -16,14 +17,16 @@ Theory of operation (docs/retention.md has the operator's view):
   event disappears from all of them at the same moment. State events are
   never hidden nor purged.
 - `RetentionHandler` runs ``retention.purge_jobs``: each job, every
-  ``interval``, pages through the rooms (500 at a time) and purges the
-  expired events of those whose ``max_lifetime`` is within the job's range,
-  in batches of at most `PURGE_BATCH_SIZE` events per transaction
-  (`stores.purge`), each sized to take about `PURGE_BATCH_TARGET_S` on SQLite
-  (whose one connection everything else waits for), and pauses after each
-  batch as long as the batch took: the purge never takes more than half of
-  the database, and other work never waits long for it. A purge interrupted by a restart
-  resumes: the first pass runs `STARTUP_DELAY_S` after start-up.
+  ``interval``, pages through the rooms (500 at a time; only those with a
+  policy of their own when the default policy has no ``max_lifetime``) and
+  purges the expired events of those whose ``max_lifetime`` is within the
+  job's range, in batches of at most `PURGE_BATCH_SIZE` events per
+  transaction (`stores.purge`), each sized to take about
+  `PURGE_BATCH_TARGET_S` on SQLite (whose one connection everything else
+  waits for), with a pause after each batch as long as the batch took: the
+  purge never takes more than half of the database, and other work never
+  waits long for it. A purge interrupted by a restart resumes: the first
+  pass runs `STARTUP_DELAY_S` after start-up.
 - Media: `EventMediaIndexer` records which events refer to which local
   media (``event_media``). A batch that removes the last event referring to
   a media item queues it (same transaction); `drain_media_queue` then deletes
@@ -37,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Protocol, Sequence
 
 from homeserver.config.myelin import StatusPostsConfig
 from homeserver.config.options import DAY
@@ -48,7 +51,6 @@ from homeserver.storage.stores.events import EventStore
 from homeserver.storage.stores.purge import PurgeStore
 from homeserver.storage.stores.retention import RetentionStore, local_media_ids
 from homeserver.storage.stores.state import StateStore
-from homeserver.util.caches import LruCache
 from homeserver.util.clock import Clock
 from homeserver.util.linearizer import Linearizer
 from homeserver.util.tasks import run_in_background
@@ -63,7 +65,7 @@ STORIES_ROOM_TYPE = "msc3588.stories.stories-room"
 # (PostgreSQL: a longer transaction costs them nothing but CPU and I/O).
 PURGE_BATCH_SIZE = 1000
 PURGE_MIN_BATCH_SIZE = 20
-PURGE_BATCH_TARGET_S = 0.01
+PURGE_BATCH_TARGET_S = 0.005
 PURGE_BATCH_TARGET_CONCURRENT_S = 0.05
 ROOMS_PAGE = 500
 MEDIA_BATCH = 100
@@ -99,22 +101,32 @@ class MediaDeleter(Protocol):
 class RetentionPolicies:
     """Room policies and the expired-event filter.
 
+    Only the rooms that have an ``m.room.retention`` event or are stories
+    rooms are held in memory (loaded at start-up, kept current by the persist
+    listener); every other room has the default policy. Looking a policy up
+    never touches the database, so the read paths pay nothing for it.
+
     Args:
         config: the ``retention`` section.
         status_posts: ``myelin.status_posts`` (status rooms' lifetime).
         state: current state lookups.
         events: event lookups.
         clock: the injected clock.
+        rooms: room_id → (m.room.retention content, m.room.create content) of the rooms
+            with a retention event or a stories creation type (`RetentionStore.get_rooms_with_policies_blocking`).
     """
 
     def __init__(self, config: RetentionConfig, status_posts: StatusPostsConfig, state: StateStore,
-                 events: EventStore, clock: Clock) -> None:
+                 events: EventStore, clock: Clock,
+                 rooms: Mapping[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]) -> None:
         self._config = config
         self._status = status_posts
         self._state = state
         self._events = events
         self._clock = clock
-        self._cache: LruCache[str, RoomPolicy] = LruCache("retention_policies", 50_000)
+        self._rooms = dict(rooms)
+        self._policies: dict[str, RoomPolicy] = {}
+        self.default = self.policy_from(None, None)
 
     @property
     def active(self) -> bool:
@@ -146,29 +158,50 @@ class RetentionPolicies:
                 max_l = cfg.allowed_lifetime_max
         return RoomPolicy(min_l, max_l)
 
+    def policy_for(self, room_id: str) -> RoomPolicy:
+        """The room's policy (no I/O)."""
+        policy = self._policies.get(room_id)
+        if policy is None:
+            contents = self._rooms.get(room_id)
+            if contents is None:
+                return self.default
+            policy = self._policies[room_id] = self.policy_from(*contents)
+        return policy
+
     async def get_policy(self, room_id: str) -> RoomPolicy:
-        policy = self._cache.get(room_id)
-        if policy is not None:
-            return policy
-        if not self.active:
-            return NO_POLICY
+        return self.policy_for(room_id)
+
+    def rooms_with_a_policy(self) -> list[str]:
+        """The rooms whose policy is not the default's source alone (a retention event, a stories room)."""
+        return sorted(self._rooms)
+
+    def on_events_persisted(self, events: Sequence[Event]) -> None:
+        for ev in events:
+            if ev.rejected_reason or ev.internal.get("outlier"):
+                continue
+            if ((ev.type == "m.room.retention" and ev.state_key == "")
+                    or (ev.type == "m.room.create" and ev.content.get("type") == STORIES_ROOM_TYPE)
+                    or (ev.type == "m.room.redaction" and ev.room_id in self._rooms)):
+                run_in_background("retention_policy_reload", self._reload, ev.room_id)
+
+    async def _reload(self, room_id: str) -> None:
+        """Read the room's retention and create events from its current state again."""
         state = await self._state.get_current_state_ids(room_id)
         ids = {k: state[k] for k in (("m.room.retention", ""), ("m.room.create", "")) if k in state}
         evs = await self._events.get_events(list(ids.values())) if ids else {}
         retention = evs.get(ids.get(("m.room.retention", ""), ""))
         create = evs.get(ids.get(("m.room.create", ""), ""))
-        policy = self.policy_from(retention.content if retention else None, create.content if create else None)
-        self._cache.set(room_id, policy)
-        return policy
-
-    def on_events_persisted(self, events: Sequence[Event]) -> None:
-        for ev in events:
-            if ev.type in ("m.room.retention", "m.room.create") and ev.state_key == "":
-                self._cache.pop(ev.room_id)
+        stories = create is not None and create.content.get("type") == STORIES_ROOM_TYPE
+        # A redacted retention event has no lifetimes left: it counts as none.
+        if (retention is not None and retention.content) or stories:
+            self._rooms[room_id] = (retention.content if retention else None, create.content if stories else None)
+        else:
+            self._rooms.pop(room_id, None)
+        self._policies.pop(room_id, None)
 
     async def filter_expired(self, room_id: str, events: Sequence[Event]) -> list[Event]:
         """``events`` of one room without the expired ones (state events always stay)."""
-        policy = await self.get_policy(room_id)
+        policy = self.policy_for(room_id)
         if policy.max_lifetime is None:
             return list(events)
         oldest = self._clock.time_msec() - policy.max_lifetime
@@ -200,7 +233,7 @@ class RetentionHandler:
     Args:
         config: the ``retention`` section.
         policies: room policies.
-        store: room pages with their policies.
+        store: pages of room IDs.
         purge: bounded deletion.
         clock: the injected clock.
         media: deletes media files (None when the media repository runs elsewhere:
@@ -264,27 +297,19 @@ class RetentionHandler:
         batches = self.batches
         try:
             async with self._lock.queue("purge"):
-                after = ""
-                while True:
-                    page = await self._store.get_room_policies_page(after, ROOMS_PAGE)
-                    if not page:
-                        break
-                    after = page[-1].room_id
-                    for row in page:
-                        policy = self._policies.policy_from(row.retention, row.create)
-                        max_l = policy.max_lifetime
+                async for room_ids in self._rooms_to_look_at():
+                    for room_id in room_ids:
+                        max_l = self._policies.policy_for(room_id).max_lifetime
                         if max_l is None:
                             continue
                         if job.shortest_max_lifetime is not None and max_l < job.shortest_max_lifetime:
                             continue
                         if job.longest_max_lifetime is not None and max_l > job.longest_max_lifetime:
                             continue
-                        n = await self._purge_room_locked(row.room_id, max_l)
+                        n = await self._purge_room_locked(room_id, max_l)
                         if n:
                             rooms += 1
                             purged += n
-                    if len(page) < ROOMS_PAGE:
-                        break
         finally:
             self._running.discard(index)
         if purged:
@@ -292,6 +317,22 @@ class RetentionHandler:
                         purged, rooms, time.monotonic() - started, self.batches - batches)
         await self.drain_media_queue()
         return purged
+
+    async def _rooms_to_look_at(self) -> AsyncIterator[list[str]]:
+        """Pages of rooms: every room when the default policy expires events, else those with a policy."""
+        if self._policies.default.max_lifetime is None:
+            rooms = self._policies.rooms_with_a_policy()
+            for start in range(0, len(rooms), ROOMS_PAGE):
+                yield rooms[start:start + ROOMS_PAGE]
+            return
+        after = ""
+        while True:
+            page = await self._store.get_room_ids_page(after, ROOMS_PAGE)
+            if page:
+                yield page
+            if len(page) < ROOMS_PAGE:
+                return
+            after = page[-1]
 
     async def purge_room(self, room_id: str) -> int:
         """Purge one room's expired events now (under the purge lock); returns events purged."""

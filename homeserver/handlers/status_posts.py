@@ -89,8 +89,9 @@ class StatusAudience:
     async def contacts(self, owner: str) -> set[str]:
         """DM partners (m.direct, both still in the room) and the explicit viewers list."""
         direct = (await self._store.get_global_account_data_of([owner], "m.direct")).get(owner)
-        pairs = [(u, [r for r in rooms if isinstance(r, str)]) for u, rooms in
-                 (direct.items() if isinstance(direct, dict) else ()) if is_valid_user_id(u) and isinstance(rooms, list)]
+        entries = direct.items() if isinstance(direct, dict) else ()
+        pairs = [(u, [r for r in rooms if isinstance(r, str)]) for u, rooms in entries
+                 if is_valid_user_id(u) and isinstance(rooms, list)]
         memberships = await self._store.get_memberships_in_rooms([r for _, rooms in pairs for r in rooms])
         out = {u for u, rooms in pairs
                if any(memberships.get((r, owner)) == "join" and memberships.get((r, u)) in ("join", "invite")
@@ -297,6 +298,7 @@ class StatusExpiry:
         self._server_name = server_name
         self.rooms = rooms
         self._heap: list[tuple[int, str]] = []
+        self._linearizer = Linearizer("status_expiry")
         self._timer: Any = None
         self._timer_ts = 0
         self.expired = 0
@@ -382,20 +384,23 @@ class StatusExpiry:
         policy = await self._policies.get_policy(room_id)
         if policy.max_lifetime is None:
             return []
-        cutoff = self._clock.time_msec() - policy.max_lifetime
         redacted: list[str] = []
-        while True:
-            ids = await self._store.get_unredacted_posts(room_id, cutoff, REDACT_PAGE)
-            failed = False
-            for event_id in ids:
-                try:
-                    await self._sender.send(None, owner, room_id, "m.room.redaction", {"reason": EXPIRED_REASON},
-                                            redacts=event_id, ratelimit=False)
-                    redacted.append(event_id)
-                except MatrixError as e:
-                    failed = True
-                    logger.warning("could not redact an expired status post in %s: %s", room_id, e.errcode)
-            if failed or len(ids) < REDACT_PAGE:
-                break
+        # One at a time per room: the timer and a purge job's hook must not both redact a post.
+        async with self._linearizer.queue(room_id):
+            cutoff = self._clock.time_msec() - policy.max_lifetime
+            while True:
+                ids = await self._store.get_unredacted_posts(room_id, cutoff, REDACT_PAGE)
+                failed = False
+                for event_id in ids:
+                    try:
+                        await self._sender.send(None, owner, room_id, "m.room.redaction", {"reason": EXPIRED_REASON},
+                                                redacts=event_id, ratelimit=False)
+                        redacted.append(event_id)
+                    except MatrixError as e:
+                        # The owner left, say: the post stays hidden, and the purge removes it.
+                        failed = True
+                        logger.info("could not redact an expired status post in %s: %s", room_id, e.errcode)
+                if failed or len(ids) < REDACT_PAGE:
+                    break
         self.expired += len(redacted)
         return redacted

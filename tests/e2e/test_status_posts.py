@@ -41,8 +41,7 @@ def _statuses(client) -> list[dict]:
 
 
 def test_status_with_photo_and_video_visible_to_contacts_then_gone_everywhere(status_server):
-    """Contacts see the status, blocked and unrelated users do not; after 24 h every endpoint, the database
-    and the media store have lost it, and the viewer's long-poll woke with the expiry."""
+    """Contacts only see it; 24 h later endpoints, database rows and media files have lost it; a long-poll woke."""
     server: ServerProcess = status_server
     admin = make_admin(server)
     alice, bob, carol, eve = (register_user(server) for _ in range(4))
@@ -59,7 +58,8 @@ def test_status_with_photo_and_video_visible_to_contacts_then_gone_everywhere(st
     posts = [
         alice.post(S, {"msgtype": "m.image", "body": "sunset.png", "url": photo,
                        "info": {"mimetype": "image/png", "w": 800, "h": 600}}).json(),
-        alice.post(S, {"msgtype": "m.video", "body": "waves.mp4", "url": video, "info": {"mimetype": "video/mp4"}}).json(),
+        alice.post(S, {"msgtype": "m.video", "body": "waves.mp4", "url": video,
+                       "info": {"mimetype": "video/mp4"}}).json(),
     ]
     room_id = posts[0]["room_id"]
     ids = [p["event_id"] for p in posts]
@@ -103,7 +103,8 @@ def test_status_with_photo_and_video_visible_to_contacts_then_gone_everywhere(st
     for table in ("event_edges", "event_auth", "event_relations", "event_media", "event_push_actions", "redactions"):
         assert count_events(server, table, ids) == 0, table
     media_ids = [photo.rsplit("/", 1)[1], video.rsplit("/", 1)[1]]
-    wait_until(lambda: db_rows(server, "SELECT COUNT(*) FROM local_media WHERE media_id IN (?, ?)", *media_ids)[0][0] == 0)
+    wait_until(lambda: db_rows(server, "SELECT COUNT(*) FROM local_media WHERE media_id IN (?, ?)",
+                               *media_ids)[0][0] == 0)
     wait_until(lambda: not media_files(server) & our_files)
     assert db_rows(server, "SELECT COUNT(*) FROM retention_media_queue")[0][0] == 0
 

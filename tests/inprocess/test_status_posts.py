@@ -50,7 +50,7 @@ def set_account_data(hs, user_id, token, data_type, content):
 
 def make_dm(hs, owner, partner):
     """A direct chat both are in, recorded in the owner's m.direct."""
-    (owner_id, owner_token), (partner_id, partner_token) = owner, partner
+    (_owner_id, owner_token), (partner_id, partner_token) = owner, partner
     r = hs.request("POST", C + "/createRoom", {"preset": "trusted_private_chat", "is_direct": True,
                                                "invite": [partner_id]}, owner_token)
     room_id = r.json()["room_id"]
@@ -91,8 +91,7 @@ def photo_and_video(hs, token):
 
 
 def test_status_room_follows_msc3588_and_invites_contacts_only(hs, people):
-    """The first post creates a stories room (creation type, events_default 100, 24 h retention) with
-    the DM contact and the listed viewer invited, not the blocked or unrelated users."""
+    """The first post makes an MSC3588 room (read-only, 24 h retention) inviting contacts, not blocked users."""
     alice_id, ta = people["alice"]
     out = post(hs, ta, {"msgtype": "m.text", "body": "hello"})
     room_id = out["room_id"]
@@ -110,7 +109,7 @@ def test_status_room_follows_msc3588_and_invites_contacts_only(hs, people):
 
 def test_feed_shows_contacts_statuses_newest_first_with_seen_by(hs, people):
     """Contacts see the statuses newest first with who read each; blocked and unrelated users see none."""
-    (alice_id, ta), (bob_id, tb), (carol_id, tc) = people["alice"], people["bob"], people["carol"]
+    (alice_id, ta), (bob_id, tb), (_carol_id, tc) = people["alice"], people["bob"], people["carol"]
     photo, video = photo_and_video(hs, ta)
     first = post(hs, ta, photo)
     hs.reactor.advance(5)
@@ -147,9 +146,8 @@ def test_blocking_later_kicks_on_next_post(hs, people):
 
 
 def test_expiry_redacts_wakes_syncs_and_purges_rows_and_media(hs, people):
-    """After 24 h the owner's server redacts the post (a viewer's long-poll wakes with it), then deletes
-    its rows and its media files, thumbnails included."""
-    (alice_id, ta), (bob_id, tb) = people["alice"], people["bob"]
+    """At 24 h the posts are redacted (a long-poll wakes), then their rows and media files are deleted."""
+    (_alice, ta), (_bob, tb) = people["alice"], people["bob"]
     files_before = len(media_files(hs))
     photo, video = photo_and_video(hs, ta)
     assert len(media_files(hs)) > files_before + 2  # contents plus thumbnails
@@ -184,7 +182,7 @@ def test_expiry_redacts_wakes_syncs_and_purges_rows_and_media(hs, people):
 
 def test_long_poll_wakes_when_a_status_is_posted(hs, people):
     """A viewer's long-polling sync returns as soon as the owner posts."""
-    (alice_id, ta), (bob_id, tb) = people["alice"], people["bob"]
+    (_alice, ta), (_bob, tb) = people["alice"], people["bob"]
     room_id = post(hs, ta, {"msgtype": "m.text", "body": "first"})["room_id"]
     assert hs.request("POST", C + f"/rooms/{q(room_id)}/join", {}, tb).status == 200
     since = hs.request("GET", C + "/sync", token=tb).json()["next_batch"]
@@ -198,7 +196,7 @@ def test_long_poll_wakes_when_a_status_is_posted(hs, people):
 
 def test_delete_status_early_redacts_and_purges_its_media(hs, people):
     """DELETE redacts the status at once and removes its rows and media."""
-    (alice_id, ta), (bob_id, tb) = people["alice"], people["bob"]
+    _alice, ta = people["alice"]
     photo, _video = photo_and_video(hs, ta)
     keep = post(hs, ta, {"msgtype": "m.text", "body": "stays"})
     gone = post(hs, ta, photo)
@@ -214,9 +212,8 @@ def test_delete_status_early_redacts_and_purges_its_media(hs, people):
 
 
 def test_stories_room_made_with_plain_matrix_calls_expires_too(hs, people):
-    """A stories room made with createRoom (as FluffyChat does, no retention event) still expires posts
-    after the status lifetime, and the feed lists it."""
-    (alice_id, ta), (bob_id, tb) = people["alice"], people["bob"]
+    """A stories room made with plain createRoom (FluffyChat-style) is listed and its posts expire too."""
+    (_alice, ta), (bob_id, tb) = people["alice"], people["bob"]
     r = hs.request("POST", C + "/createRoom", {"creation_content": {"type": STORIES}, "preset": "private_chat",
                                                "power_level_content_override": {"events_default": 100},
                                                "invite": [bob_id]}, ta)

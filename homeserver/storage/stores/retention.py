@@ -1,7 +1,8 @@
 """Retention policies, the media events refer to, and status rooms (their tables and reads).
 
-- Policies: rooms with their current ``m.room.retention`` and
-  ``m.room.create`` contents, a page at a time, for the purge jobs.
+- Policies: the rooms with an ``m.room.retention`` event or a stories
+  creation type, with those contents (read once at start-up), and pages of
+  room IDs for the purge jobs.
 - ``event_media``: which events refer to which local media
   (`local_media_ids` finds them in an event's content), with
   ``event_media_position`` and a start-up catch-up, the way the search index
@@ -14,7 +15,6 @@ Deleting is `stores.purge`'s job.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any, Iterable, Sequence
 
@@ -56,15 +56,6 @@ def local_media_ids(content: Any, server_name: str) -> list[str]:
     return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class RoomPolicyRow:
-    """A room with the contents of its current m.room.retention (None: none, or redacted) and m.room.create."""
-
-    room_id: str
-    retention: dict[str, Any] | None
-    create: dict[str, Any] | None
-
-
 def _chunks(seq: Sequence[Any], n: int = 500) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
@@ -87,10 +78,14 @@ class RetentionStore:
         self._server_name = server_name
 
     # -------------------------------------------------------------- policies
-    async def get_room_policies_page(self, after_room_id: str, limit: int) -> list[RoomPolicyRow]:
-        """Rooms after ``after_room_id`` (by ID), with their retention and create contents."""
+    def get_rooms_with_policies_blocking(self, stories_room_type: str
+                                         ) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        """Start-up: room_id → (m.room.retention content, m.room.create content) of the rooms whose
+        current state has an m.room.retention event (None if redacted), or whose creation type is
+        ``stories_room_type`` (the create content is None for the others)."""
 
-        def _txn(txn: Txn) -> list[RoomPolicyRow]:
+        def _txn(txn: Txn) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+            # One pass over the rooms with primary-key probes into current_state_events.
             txn.execute(
                 "SELECT r.room_id, ret.json, ret.redacted_by, cr.json FROM rooms r"
                 " LEFT JOIN current_state_events cs ON cs.room_id = r.room_id AND cs.type = 'm.room.retention'"
@@ -99,11 +94,24 @@ class RetentionStore:
                 " LEFT JOIN current_state_events cc ON cc.room_id = r.room_id AND cc.type = 'm.room.create'"
                 "  AND cc.state_key = ''"
                 " LEFT JOIN events cr ON cr.event_id = cc.event_id"
-                " WHERE r.room_id > ? ORDER BY r.room_id LIMIT ?", (after_room_id, limit))
-            return [RoomPolicyRow(room_id, None if redacted else _content(ret), _content(create))
-                    for room_id, ret, redacted, create in txn.fetchall()]
+                " WHERE ret.json IS NOT NULL OR cr.json LIKE ?", (f'%"{stories_room_type}"%',))
+            out: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+            for room_id, ret, redacted, create in txn.fetchall():
+                create_content = _content(create)
+                if create_content is not None and create_content.get("type") != stories_room_type:
+                    create_content = None
+                retention = None if redacted else _content(ret)
+                if retention or create_content is not None:
+                    out[room_id] = (retention, create_content)
+            return out
 
-        return await self._db.run_txn("room_policies_page", _txn)
+        return self._db.run_txn_blocking("rooms_with_retention_policies", _txn)
+
+    async def get_room_ids_page(self, after_room_id: str, limit: int) -> list[str]:
+        """Room IDs after ``after_room_id``, in order."""
+        rows = await self._db.execute("room_ids_page", "SELECT room_id FROM rooms WHERE room_id > ?"
+                                      " ORDER BY room_id LIMIT ?", after_room_id, limit)
+        return [r[0] for r in rows]
 
     # ------------------------------------------------------------ event_media
     def _insert_event_media_txn(self, txn: Txn, rows: Sequence[tuple[str, str, str]]) -> None:
