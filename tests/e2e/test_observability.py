@@ -74,6 +74,12 @@ def test_scrape_finds_request_db_and_process_counters_moved(obs_server):
     assert value(after, "process_resident_memory_bytes") > 10_000_000
     assert value(after, "process_open_fds") > 0
     assert value(after, "process_cpu_seconds_total") > 0
+    # The reactor-lag sampler ticks every 0.2 s: wait (bounded) for its first sample.
+    for _ in range(50):
+        if value(after, "myelin_reactor_lag_seconds_count") >= 1:
+            break
+        time.sleep(0.1)
+        after = scrape(obs_server)
     assert value(after, "myelin_reactor_lag_seconds_count") >= 1
     # Only the route name is a label, never the raw path with the room id.
     assert not any(room_id in v for (_n, labels) in after for _k, v in labels)
