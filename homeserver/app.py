@@ -382,7 +382,8 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     from homeserver.handlers.push_rules import PushRulesHandler, PushRulesSyncExtension
     from homeserver.handlers.pushers import PushersHandler
     from homeserver.push.evaluator import BulkPushRuleEvaluator
-    from homeserver.push.gateway import AddressRules, GatewayClient
+    from homeserver.push.gateway import GatewayClient
+    from homeserver.util.ip_ranges import AddressRules
     from homeserver.push.notification import NotificationBuilder
     from homeserver.push.pusher_pool import PusherPool
     from homeserver.storage.stores.push_actions import PushActionsStore

@@ -17,15 +17,14 @@ Tests replace `GatewayClient.post` (the transport), nothing else.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import urllib.parse
-from typing import Any, Iterable
+from typing import Any
 
 import treq
-from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver, IResolutionReceiver
 from twisted.web.client import Agent, HTTPConnectionPool
-from zope.interface import implementer
+
+from homeserver.util.ip_ranges import AddressRules, FilteringReactor, ip_literal
 
 USER_AGENT = "Myelin (Matrix homeserver) pusher"
 DEFAULT_TIMEOUT_S = 15.0
@@ -37,69 +36,6 @@ class GatewayTemporaryError(Exception):
 
 class GatewayPermanentError(Exception):
     """Retrying the same request cannot succeed."""
-
-
-class AddressRules:
-    """CIDR blacklist and whitelist; 0.0.0.0 and :: are always refused."""
-
-    def __init__(self, blacklist: Iterable[str], whitelist: Iterable[str]) -> None:
-        self._black = [ipaddress.ip_network(c.strip(), strict=False) for c in blacklist]
-        self._white = [ipaddress.ip_network(c.strip(), strict=False) for c in whitelist]
-
-    def allows(self, host: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if ip.is_unspecified:
-            return False
-        if any(ip in net for net in self._white if net.version == ip.version):
-            return True
-        return not any(ip in net for net in self._black if net.version == ip.version)
-
-
-@implementer(IResolutionReceiver)
-class _FilteringReceiver:
-    def __init__(self, receiver: Any, rules: AddressRules) -> None:
-        self._receiver = receiver
-        self._rules = rules
-
-    def resolutionBegan(self, resolution: Any) -> None:  # noqa: N802 - Twisted interface
-        self._receiver.resolutionBegan(resolution)
-
-    def addressResolved(self, address: Any) -> None:  # noqa: N802
-        if self._rules.allows(address.host):
-            self._receiver.addressResolved(address)
-
-    def resolutionComplete(self) -> None:  # noqa: N802
-        self._receiver.resolutionComplete()
-
-
-@implementer(IHostnameResolver)
-class _FilteringResolver:
-    def __init__(self, resolver: Any, rules: AddressRules) -> None:
-        self._resolver = resolver
-        self._rules = rules
-
-    def resolveHostName(self, resolutionReceiver: Any, hostName: str, portNumber: int = 0,  # noqa: N802,N803
-                        addressTypes: Any = None, transportSemantics: str = "TCP") -> Any:  # noqa: N803
-        return self._resolver.resolveHostName(_FilteringReceiver(resolutionReceiver, self._rules), hostName,
-                                              portNumber, addressTypes, transportSemantics)
-
-
-@implementer(IReactorPluggableNameResolver)
-class _FilteringReactor:
-    def __init__(self, reactor: Any, rules: AddressRules) -> None:
-        self._reactor = reactor
-        self.nameResolver = _FilteringResolver(reactor.nameResolver, rules)
-
-    def installNameResolver(self, resolver: Any) -> Any:  # noqa: N802 - pragma: no cover
-        raise NotImplementedError
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reactor, name)
 
 
 class GatewayClient:
@@ -125,10 +61,7 @@ class GatewayClient:
             GatewayPermanentError: do not retry this request.
         """
         host = urllib.parse.urlsplit(url).hostname or ""
-        try:
-            literal = str(ipaddress.ip_address(host.strip("[]")))
-        except ValueError:
-            literal = None
+        literal = ip_literal(host)
         if literal is not None and not self._rules.allows(literal):
             raise GatewayPermanentError(f"{literal} is a refused address (ip_range_blacklist)")
         status, raw = await self.post(url, json.dumps(body).encode())
@@ -147,7 +80,7 @@ class GatewayClient:
         """The transport: POST JSON, return (status, body)."""
         try:
             if self._client is None:
-                agent = Agent(_FilteringReactor(self._reactor, self._rules), connectTimeout=self._timeout_s,
+                agent = Agent(FilteringReactor(self._reactor, self._rules), connectTimeout=self._timeout_s,
                               pool=HTTPConnectionPool(self._reactor))
                 self._client = treq.client.HTTPClient(agent)
             response = await self._client.post(

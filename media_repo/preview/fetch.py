@@ -18,11 +18,9 @@ from typing import Any, BinaryIO
 
 import treq
 from twisted.internet import defer
-from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver, IResolutionReceiver
 from twisted.web.client import Agent, BrowserLikeRedirectAgent, HTTPConnectionPool, ResponseFailed
-from zope.interface import implementer
 
-from media_repo.preview.rules import AddressRules, ip_literal
+from homeserver.util.ip_ranges import AddressRules, FilteringReactor, ip_literal
 
 MAX_REDIRECTS = 5
 USER_AGENT = "Myelin (Matrix homeserver) URL preview"
@@ -46,54 +44,6 @@ class Fetched:
     status: int
     content_type: str | None
     length: int
-
-
-@implementer(IResolutionReceiver)
-class _FilteringReceiver:
-    def __init__(self, receiver: Any, rules: AddressRules, blocked: list[str]) -> None:
-        self._receiver = receiver
-        self._rules = rules
-        self._blocked = blocked
-
-    def resolutionBegan(self, resolution: Any) -> None:
-        self._receiver.resolutionBegan(resolution)
-
-    def addressResolved(self, address: Any) -> None:
-        if self._rules.allows(address.host):
-            self._receiver.addressResolved(address)
-        else:
-            self._blocked.append(address.host)
-
-    def resolutionComplete(self) -> None:
-        self._receiver.resolutionComplete()
-
-
-@implementer(IHostnameResolver)
-class _FilteringResolver:
-    def __init__(self, resolver: Any, rules: AddressRules, blocked: list[str]) -> None:
-        self._resolver = resolver
-        self._rules = rules
-        self._blocked = blocked
-
-    def resolveHostName(self, resolutionReceiver: Any, hostName: str, portNumber: int = 0,
-                        addressTypes: Any = None, transportSemantics: str = "TCP") -> Any:
-        return self._resolver.resolveHostName(_FilteringReceiver(resolutionReceiver, self._rules, self._blocked),
-                                              hostName, portNumber, addressTypes, transportSemantics)
-
-
-@implementer(IReactorPluggableNameResolver)
-class _FilteringReactor:
-    """The reactor, with a name resolver that drops refused addresses."""
-
-    def __init__(self, reactor: Any, rules: AddressRules, blocked: list[str]) -> None:
-        self._reactor = reactor
-        self.nameResolver = _FilteringResolver(reactor.nameResolver, rules, blocked)
-
-    def installNameResolver(self, resolver: Any) -> Any:  # pragma: no cover - part of the interface
-        raise NotImplementedError
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reactor, name)
 
 
 class PreviewFetcher:
@@ -128,7 +78,7 @@ class PreviewFetcher:
         if literal is not None and not self._rules.allows(literal):
             raise BlockedError(f"{literal} is a refused address")
         blocked: list[str] = []
-        reactor = _FilteringReactor(self._reactor, self._rules, blocked)
+        reactor = FilteringReactor(self._reactor, self._rules, blocked)
         agent = BrowserLikeRedirectAgent(Agent(reactor, connectTimeout=self._timeout_s, pool=self._pool),
                                          redirectLimit=MAX_REDIRECTS)
         client = treq.client.HTTPClient(agent)

@@ -10,47 +10,11 @@ shape) map URL components to globs, or to regexes when they start with ``^``.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import re
 import urllib.parse
-from typing import Iterable
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(cidrs: Iterable[str]) -> list[Network]:
-    return [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs]
-
-
-class AddressRules:
-    """The blacklist and whitelist of CIDR ranges."""
-
-    def __init__(self, blacklist: Iterable[str], whitelist: Iterable[str]) -> None:
-        self.blacklist = parse_networks(blacklist)
-        self.whitelist = parse_networks(whitelist)
-
-    def allows(self, host: str) -> bool:
-        """Whether an IP address (a string) may be connected to."""
-        try:
-            ip = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if ip.is_unspecified:
-            return False
-        if any(ip in net for net in self.whitelist if net.version == ip.version):
-            return True
-        return not any(ip in net for net in self.blacklist if net.version == ip.version)
-
-
-def ip_literal(host: str) -> str | None:
-    """The IP address if ``host`` (a URL's host) is an IP literal, else None."""
-    host = host.strip("[]")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
+# The address rules are shared with pushers: one copy in homeserver.util.ip_ranges.
+from homeserver.util.ip_ranges import AddressRules, Network, ip_literal, parse_networks  # noqa: F401
 
 
 def url_blacklisted(url: str, rules: list[dict[str, str]]) -> bool:
