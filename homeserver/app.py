@@ -417,6 +417,9 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     hs.unread.read_listeners.append(hs.pusher_pool.on_read)
     hs.pushers.added_listeners.append(hs.pusher_pool.on_pusher_added)
     hs.pushers.removed_listeners.append(hs.pusher_pool.on_pusher_removed)
+    if config.push.suppress_while_active:  # the pool follows syncs to know who is active
+        hs.sync_handler.on_sync_listeners.append(hs.pusher_pool.on_sync)
+        hs.sync_handler.on_sync_end_listeners.append(hs.pusher_pool.on_sync_end)
     hs.devices.device_change_callbacks.append(hs.pushers.on_device_change)
     hs.account.on_deactivate.append(hs.pushers.on_deactivate)
     push_rules_api.register(router, hs.push_rules)

@@ -21,6 +21,14 @@ All of it runs in background tasks: a slow or dead gateway never delays
 event sending, counting or sync. A read receipt that changes the user's
 counts sends each of their pushers a counts-only notification (best effort,
 not retried) so the badge follows.
+
+With ``push.suppress_while_active`` the pool also follows the sync handler's
+start and end of each /sync (``on_sync``/``on_sync_end``, in memory, no
+query): a user with a sync in progress, or one that ended less than
+``active_window`` ago, is active, and a pusher skips (moves past without
+sending) the notifications it reaches meanwhile. Only syncs of users who have
+pushers are followed, and not those asking ``set_presence=offline`` (a mobile
+app's background sync). See docs/push.md.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import random
 from typing import Any, Awaitable, Callable
 
 from homeserver.config.push import PushConfig
+from homeserver.http.requester import Requester
 from homeserver.push.gateway import GatewayClient, GatewayPermanentError, GatewayTemporaryError
 from homeserver.push.notification import NotificationBuilder, badge_body
 from homeserver.storage.stores.events import EventStore
@@ -44,6 +53,11 @@ INITIAL_BACKOFF_MS = 1000
 MAX_BACKOFF_MS = 3600 * 1000
 GIVE_UP_AFTER_MS = 24 * 3600 * 1000
 BATCH = 20
+# push.suppress_while_active: a sync whose end was never reported (a later
+# on_sync listener raised) counts as in progress no longer than this, well
+# beyond any real /sync (the API caps long-polls at 5 minutes), so it cannot
+# silence a user's pushes for good.
+STALE_SYNC_MS = 15 * 60 * 1000
 
 Key = tuple[str, str, str]  # (user_id, app_id, pushkey)
 
@@ -75,10 +89,18 @@ class PusherPool:
         self.config = config
         self._pushers: dict[str, dict[Key, HttpPusher]] = {}
         self.started = False
-        # Counters for tests and metrics: sent notifications, failed attempts, dropped notifications.
+        # push.suppress_while_active: counting syncs in progress, per request and
+        # per user (with when the latest started), and when each user's last one ended.
+        self._syncs: dict[Requester, int] = {}
+        self._syncing: dict[str, int] = {}
+        self._sync_started_ts: dict[str, int] = {}
+        self._sync_ended_ts: dict[str, int] = {}
+        # Counters for tests and metrics: sent notifications, failed attempts,
+        # dropped notifications, notifications skipped because the user was active.
         self.sent = 0
         self.failures = 0
         self.dropped = 0
+        self.suppressed = 0
 
     async def start(self) -> None:
         """Load every pusher and let each catch up from where it stopped."""
@@ -116,6 +138,49 @@ class PusherPool:
             except (GatewayTemporaryError, GatewayPermanentError) as e:
                 logger.info("badge update to %s failed: %s", pusher.row.app_id, e)
 
+    # ------------------------------------------------------- user activity
+    async def on_sync(self, requester: Requester, set_presence: str | None) -> None:
+        """`SyncHandler.on_sync_listeners`: a device of the user starts a /sync."""
+        if (not self.config.suppress_while_active or set_presence == "offline"
+                or requester.user_id not in self._pushers):
+            return
+        self._syncs[requester] = self._syncs.get(requester, 0) + 1
+        self._syncing[requester.user_id] = self._syncing.get(requester.user_id, 0) + 1
+        self._sync_started_ts[requester.user_id] = self.clock.time_msec()
+
+    def on_sync_end(self, requester: Requester) -> None:
+        """`SyncHandler.on_sync_end_listeners`: a /sync ended, however it ended."""
+        n = self._syncs.get(requester)
+        if not n:
+            return  # not one `on_sync` counted
+        if n > 1:
+            self._syncs[requester] = n - 1
+        else:
+            del self._syncs[requester]
+        user_id = requester.user_id
+        if self._syncing[user_id] > 1:
+            self._syncing[user_id] -= 1
+        else:
+            del self._syncing[user_id]
+            del self._sync_started_ts[user_id]
+        if user_id in self._pushers:
+            self._sync_ended_ts[user_id] = self.clock.time_msec()
+
+    def is_active(self, user_id: str) -> bool:
+        """Whether a push to ``user_id`` is suppressed now (`push.suppress_while_active`)."""
+        if not self.config.suppress_while_active:
+            return False
+        now = self.clock.time_msec()
+        if user_id in self._syncing and now < self._sync_started_ts[user_id] + STALE_SYNC_MS:
+            return True
+        ended_ts = self._sync_ended_ts.get(user_id)
+        if ended_ts is None:
+            return False
+        if now < ended_ts + self.config.active_window:
+            return True
+        del self._sync_ended_ts[user_id]
+        return False
+
     # --------------------------------------------------- pushers come and go
     def on_pusher_added(self, row: PusherRow) -> None:
         """`PushersHandler.added_listeners`."""
@@ -139,6 +204,7 @@ class PusherPool:
             pusher.stop()
         if not pushers:
             del self._pushers[key[0]]
+            self._sync_ended_ts.pop(key[0], None)
 
     async def remove_rejected(self, pusher: "HttpPusher") -> None:
         row = pusher.row
@@ -203,7 +269,11 @@ class HttpPusher:
             for action in rows:
                 if self._stopped:
                     return
-                if not is_read(action, positions):
+                if is_read(action, positions):
+                    pass  # read meanwhile: nothing to tell
+                elif pool.is_active(self.row.user_id):
+                    pool.suppressed += 1  # the user is looking: no push, and none later
+                else:
                     done = await self._send(action)
                     if not done:
                         return  # a retry is scheduled

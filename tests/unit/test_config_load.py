@@ -238,6 +238,12 @@ def test_known_config_loads_without_warnings(caplog: pytest.LogCaptureFixture) -
             "rc_joins.local.burst_count: expected an integer",
         ),
         ({"max_upload_size": "50Q"}, "max_upload_size: expected a size"),
+        (
+            {"push": {"suppress_while_active": "yes"}},
+            "push.suppress_while_active: expected true or false",
+        ),
+        ({"push": {"active_window": "soon"}}, "push.active_window: expected a duration"),
+        ({"push": {"active_window": -1}}, "push.active_window: expected a duration of at least 0"),
         ({"key_refresh_interval": "1 fortnight"}, "key_refresh_interval: expected a duration"),
         (
             {"presence": {"enabled": "sometimes"}},
@@ -325,6 +331,16 @@ def test_durations_and_sizes_in_config() -> None:
     assert config.media.max_image_pixels == 1000
     assert config.media.media_retention.local_media_lifetime == 90 * 24 * 3600 * 1000
     assert config.myelin.status_posts.lifetime == 30 * 60 * 1000
+
+
+def test_push_suppress_while_active() -> None:
+    """push.suppress_while_active is off by default; active_window is a duration (30s)."""
+    default = load_config([]).push
+    assert default.suppress_while_active is False and default.active_window == 30 * 1000
+    overrides = {"push": {"suppress_while_active": True, "active_window": "2m"}}
+    push = load_config([], overrides=overrides).push
+    assert push.suppress_while_active is True and push.active_window == 2 * 60 * 1000
+    assert load_config([], overrides={"push": {"active_window": 0}}).push.active_window == 0
 
 
 def test_numbers_accepted_for_version_strings() -> None:
