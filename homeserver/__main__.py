@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("homeserver").warning(
             "no -c config given: running with development defaults (SQLite in ./data, "
             "open registration on 127.0.0.1:8008 only)")
+    from homeserver.http import access_log
+
+    if access_log.writer() is not None:
+        access_log.writer().attach_reactor(reactor)
     hs = app.build(config, reactor)
     app.start_listening(hs)
     reactor.run()

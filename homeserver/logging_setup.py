@@ -23,6 +23,7 @@ import time
 
 import yaml
 
+from homeserver.http import access_log
 from homeserver.http.request_context import RequestIdFilter, request_id_var, user_id_var
 from homeserver.http.site import endpoint_var
 
@@ -119,18 +120,24 @@ class TextFormatter(logging.Formatter):
 
 def setup_logging(config) -> None:
     log_cfg = config.logging
+    access_log.install(None)
     if getattr(log_cfg, "log_config", None):
         with open(log_cfg.log_config, encoding="utf-8") as f:
             logging.config.dictConfig(yaml.safe_load(f))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        if getattr(log_cfg, "log_format", "text") == "json":
+        json_lines = getattr(log_cfg, "log_format", "text") == "json"
+        if json_lines:
             handler.setFormatter(JsonFormatter())
         else:
             handler.setFormatter(TextFormatter())
         root = logging.getLogger()
         root.handlers[:] = [handler]
         root.setLevel(getattr(log_cfg, "log_level", "INFO").upper() if isinstance(getattr(log_cfg, "log_level", "INFO"), str) else "INFO")
+        access = logging.getLogger("homeserver.access")
+        if access.isEnabledFor(logging.INFO) and not access.handlers and not access.filters and access.propagate:
+            # Our own handler is the only listener: the access line's fast path.
+            access_log.install(access_log.AccessLineWriter(handler, json_lines))
     for h in logging.getLogger().handlers:
         h.addFilter(ContextFilter())
     from twisted.python import log as twisted_log

@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config)
     from twisted.internet import reactor
 
+    from homeserver.http import access_log
+
+    if access_log.writer() is not None:
+        access_log.writer().attach_reactor(reactor)
     site, _media = build(config, reactor)
     if args.port is not None:
         binds = [(args.port, args.bind)]

@@ -161,8 +161,15 @@ def test_json_logs_carry_request_ids_and_no_secrets(obs_server):
     assert traced.headers["x-request-id"] == "edge-trace-0042"
     responses.append(traced)
 
-    with open(obs_server.log_path, encoding="utf-8") as f:
-        text = f.read()
+    # Access lines are written at the end of the server's reactor turn, which
+    # may come just after the client has its response.
+    deadline = time.monotonic() + 10
+    while True:
+        with open(obs_server.log_path, encoding="utf-8") as f:
+            text = f.read()
+        if '"edge-trace-0042"' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     for secret in (PASSWORD, PASSWORD + "-wrong", token1, token2):
         assert secret not in text, "a secret reached the log"
 
