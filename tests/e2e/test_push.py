@@ -14,17 +14,19 @@ import os
 import sys
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import _engine_params, create_room, register_user
-from tests.e2e.server import ServerProcess
-
-NOTIFY = "/_matrix/push/v1/notify"
+from tests.e2e.conftest import register_user
+from tests.e2e.push_support import NOTIFY, push_server  # noqa: F401 - push_server is a fixture
+from tests.e2e.push_support import alice_and_bob as _alice_and_bob
+from tests.e2e.push_support import new_pushkey as _pushkey
+from tests.e2e.push_support import send_text as _send
+from tests.e2e.push_support import set_pusher as _set_pusher
+from tests.e2e.push_support import wait_until as _wait
 
 
 class StandInGateway:
@@ -99,41 +101,6 @@ def gateway() -> Iterator[StandInGateway]:
     standin = StandInGateway()
     yield standin
     standin.close()
-
-
-@pytest.fixture(scope="module", params=_engine_params())
-def push_server(request, tmp_path_factory) -> Iterator[ServerProcess]:
-    """A real server (per engine) allowed to reach gateways on 127.0.0.1."""
-    workdir = str(tmp_path_factory.mktemp(f"hs-push-{request.param}"))
-    proc = ServerProcess(workdir, request.param, extra_config={"ip_range_whitelist": ["127.0.0.1/32"]}).start()
-    yield proc
-    proc.cleanup()
-
-
-def _pushkey(tag: str) -> str:
-    return f"{tag}-{uuid.uuid4().hex[:8]}"
-
-
-def _set_pusher(client, url: str, pushkey: str, app_id: str = "org.example.app", **data: Any) -> None:
-    r = client.post("pushers/set", {"kind": "http", "app_id": app_id, "pushkey": pushkey,
-                                    "app_display_name": "App", "device_display_name": "Phone", "lang": "en",
-                                    "data": {"url": url, **data}})
-    assert r.status_code == 200, r.text
-
-
-def _send(client, room_id: str, body: str, **extra: Any) -> str:
-    r = client.put(f"rooms/{room_id}/send/m.room.message/{uuid.uuid4().hex}",
-                   {"msgtype": "m.text", "body": body, **extra})
-    assert r.status_code == 200, r.text
-    return r.json()["event_id"]
-
-
-def _alice_and_bob(server: ServerProcess):
-    """Alice (who will get pushes) and Bob in a public room of Bob's."""
-    alice, bob = register_user(server), register_user(server)
-    room_id = create_room(bob, preset="public_chat", name="Lunch")
-    assert alice.post(f"join/{room_id}").status_code == 200
-    return alice, bob, room_id
 
 
 def test_message_from_bob_produces_exactly_one_push(push_server, gateway):
@@ -230,16 +197,6 @@ def fcm_gateway(tmp_path_factory):
     yield process, fcm
     process.stop()
     fcm.close()
-
-
-def _wait(predicate, timeout: float = 15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_push_through_myelin_gateway_to_fcm(push_server, fcm_gateway):
