@@ -154,9 +154,12 @@ class RelationsHandler:
         """GET /timestamp_to_event: the closest event at or after (f) / before (b) ``ts``."""
         if direction not in ("b", "f"):
             raise MatrixError("M_INVALID_PARAM", "dir must be b or f")
-        await self._check_in_room_or_world_readable(room_id, requester.user_id)
+        membership = await self._check_in_room_or_world_readable(room_id, requester.user_id)
         event_id = await self._events.get_event_id_for_timestamp(room_id, ts, direction)
         ev = await self._events.get_event(event_id) if event_id else None
+        if ev is not None and not await self._visibility.filter_for_user(requester.user_id, room_id, [ev],
+                                                                           membership):
+            ev = None  # history the user may not see (before they joined, after they left)
         if ev is None:
             where = "forward" if direction == "f" else "backward"
             raise MatrixError("M_NOT_FOUND", f"Unable to find event from {ts} in {where} direction")

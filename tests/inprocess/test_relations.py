@@ -237,3 +237,27 @@ def test_timestamp_to_event_errors(hs, room):
     private = _create(hs, ta)
     r = hs.request("GET", V1 + f"/rooms/{private}/timestamp_to_event?ts=1&dir=f", token=tc)
     assert r.status == 403 and r.json()["errcode"] == "M_FORBIDDEN"
+
+
+def test_timestamp_to_event_hides_history_the_user_may_not_see(hs):
+    """With history_visibility joined, a later joiner cannot learn the IDs of messages from before their join."""
+    alice, ta = make_user(hs, "alice")
+    dave, td = make_user(hs, "dave")
+    room_id = _create(hs, ta, preset="public_chat",
+                      initial_state=[{"type": "m.room.history_visibility", "state_key": "",
+                                      "content": {"history_visibility": "joined"}}])
+    hs.reactor.advance(10)
+    secret = _send(hs, ta, room_id, _msg("before dave"))
+    t_secret = hs.hs.clock.time_msec()
+    hs.reactor.advance(10)
+    assert hs.request("POST", C + f"/rooms/{room_id}/join", {}, td).status == 200
+    base = V1 + f"/rooms/{room_id}/timestamp_to_event"
+    # Alice sees her message; Dave, who joined later, gets 404 for the same lookup.
+    assert hs.request("GET", base + f"?ts={t_secret}&dir=b", token=ta).json()["event_id"] == secret
+    r = hs.request("GET", base + f"?ts={t_secret}&dir=b", token=td)
+    assert r.status == 404 and r.json()["errcode"] == "M_NOT_FOUND"
+    # Events after the join are found for him.
+    hs.reactor.advance(10)
+    later = _send(hs, ta, room_id, _msg("after dave"))
+    r = hs.request("GET", base + f"?ts={hs.hs.clock.time_msec()}&dir=b", token=td)
+    assert r.status == 200 and r.json()["event_id"] == later
