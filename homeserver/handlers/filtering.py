@@ -32,6 +32,7 @@ import orjson
 
 from homeserver.errors import MatrixError
 from homeserver.protocol.ids import is_valid_room_id, is_valid_user_id
+from homeserver.util.caches import LruCache
 
 # The default `limit` of every event filter when the client gives none
 # (Synapse's default; the spec leaves it to the server).
@@ -402,13 +403,17 @@ class FilterSource(Protocol):
     async def get_filter(self, user_id: str, filter_id: str) -> dict[str, Any] | None: ...
 
 
-async def parse_filter_param(value: str | None, user_id: str, filter_store: FilterSource) -> FilterCollection:
+async def parse_filter_param(value: str | None, user_id: str, filter_store: FilterSource,
+                             cache: LruCache[Any, FilterCollection] | None = None) -> FilterCollection:
     """The `FilterCollection` for the ``filter`` query parameter of ``/sync``.
 
     Args:
         value: inline filter JSON (starts with ``{``), a filter ID, or None.
         user_id: whose stored filters an ID refers to.
         filter_store: reads stored filters.
+        cache: parsed filters by inline JSON text or (user, filter ID), kept
+            across calls (`new_filter_cache`); one per server, as filter IDs
+            are per server.
 
     Raises:
         MatrixError: ``M_NOT_JSON`` for unparseable inline JSON, ``M_BAD_JSON``
@@ -416,12 +421,33 @@ async def parse_filter_param(value: str | None, user_id: str, filter_store: Filt
     """
     if value is None or value == "":
         return FilterCollection.default()
-    if value.lstrip().startswith("{"):
-        return FilterCollection(_loads_inline(value))
-    stored = await filter_store.get_filter(user_id, value)
-    if stored is None:
-        raise MatrixError("M_INVALID_PARAM", "No such filter")
-    return FilterCollection(stored)
+    # Clients send the same filter on every sync: parsed filters are kept
+    # (a FilterCollection is never changed after construction, and stored
+    # filters cannot be changed once uploaded).
+    inline = value.lstrip().startswith("{")
+    key = value if inline else (user_id, value)
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        return cached
+    if inline:
+        parsed = FilterCollection(_loads_inline(value))
+    else:
+        stored = await filter_store.get_filter(user_id, value)
+        if stored is None:
+            raise MatrixError("M_INVALID_PARAM", "No such filter")
+        parsed = FilterCollection(stored)
+    if cache is not None and len(value) <= _MAX_CACHED_FILTER_LEN:
+        cache.set(key, parsed)
+    return parsed
+
+
+def new_filter_cache() -> LruCache[Any, FilterCollection]:
+    """A cache of parsed /sync filters for `parse_filter_param`. Only valid
+    filters are kept; inline filters over 4 KiB are parsed every time."""
+    return LruCache("sync_filters", 2048)
+
+
+_MAX_CACHED_FILTER_LEN = 4096
 
 
 def parse_room_event_filter_param(value: str | None) -> RoomEventFilter:

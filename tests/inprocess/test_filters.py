@@ -113,3 +113,41 @@ def test_guest_may_define_filters(hs):
     """Guests may upload filters (they sync with them)."""
     guest, token = make_user(hs, "guest7", guest=True)
     assert hs.request("POST", _filters(guest), {}, token=token).status == 200
+
+
+def test_parsed_filters_are_reused_per_user_and_text():
+    """The /sync filter cache returns the same parsed filter for the same text or (user, ID) and
+    never one user's stored filter for another's ID; invalid filters are not kept."""
+    from homeserver.errors import MatrixError
+    from homeserver.handlers.filtering import new_filter_cache, parse_filter_param
+
+    stored = {("@a:hs", "0"): {"room": {"timeline": {"limit": 3}}},
+              ("@b:hs", "0"): {"room": {"timeline": {"limit": 9}}}}
+    reads: list[tuple[str, str]] = []
+
+    class Store:
+        async def get_filter(self, user_id, filter_id):
+            reads.append((user_id, filter_id))
+            return stored.get((user_id, filter_id))
+
+    def parse(value, user="@a:hs"):
+        coro = parse_filter_param(value, user, Store(), cache)
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value
+        raise AssertionError("parse_filter_param should not wait here")
+
+    cache = new_filter_cache()
+    inline = '{"room":{"timeline":{"limit":5}}}'
+    first = parse(inline)
+    assert parse(inline) is first and first.room.timeline.limit == 5
+    assert parse("0").room.timeline.limit == 3
+    assert parse("0", "@b:hs").room.timeline.limit == 9
+    assert parse("0").room.timeline.limit == 3 and parse("0", "@b:hs").room.timeline.limit == 9
+    assert reads == [("@a:hs", "0"), ("@b:hs", "0")]  # each stored filter read once
+    for _ in range(2):
+        with pytest.raises(MatrixError) as e:
+            parse('{"room": {"timeline": {"limit": "many"}}}')
+        assert e.value.errcode == "M_BAD_JSON"
+    assert len(cache) == 3
