@@ -283,9 +283,9 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
         if user_directory_store.catch_up_blocking(event_ids.get_current()) == "built":
             logger.info("built the user directory")
         hs.report_store.init_blocking()
-    hs.search_indexer = SearchIndexer(search_store, event_ids.get_current)
-    persister.add_listener(hs.search_indexer.on_events_persisted)
-    hs.search = SearchHandler(search_store, hs.search_indexer, events, state, members, visibility, serializer)
+    hs.search_indexer = SearchIndexer(search_store, event_ids.get_current, clock)
+    persister.add_stage("search_index", hs.search_indexer.write_txn)  # in the events' own transaction
+    hs.search = SearchHandler(search_store, events, state, members, visibility, serializer)
     hs.user_directory = UserDirectoryHandler(
         user_directory_store, config.user_directory,
         Ratelimiter("rc_user_directory", config.ratelimiting.rc_user_directory, clock), event_ids.get_current)
@@ -344,8 +344,9 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     stream_positions["typing"] = hs.typing.get_current_position
     stream_positions["receipts"] = hs.receipt_ids.get_current
     stream_positions["presence"] = hs.presence_ids.get_current
-    hs.unread = UnreadCounts(PushSummaryStore(db), receipt_store, events, members, clock, server_name,
-                             event_ids.get_current)
+    hs.unread = UnreadCounts(PushSummaryStore(db), receipt_store, events, clock, server_name)
+    # Counts and push actions commit in the events' own transaction.
+    persister.add_stage("unread_counts", hs.unread.write_batch_txn, hs.unread.prepare_batch)
     hs.receipts = ReceiptsHandler(receipt_store, hs.receipt_ids, events, members, notifier, clock,
                                   hs.account_data_handler, hs.account_data, hs.unread,
                                   config.myelin.delivery_receipts.enabled, hs.account_data_ids.get_current)
@@ -356,8 +357,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
                                   clock, server_name, Ratelimiter("rc_presence.per_user",
                                                                   config.ratelimiting.rc_presence.per_user, clock))
     hs.delivery = DeliveryReceipts(hs.receipts, events)
-    for listener in (hs.unread.on_events_persisted, hs.typing.on_events_persisted,
-                     hs.presence.on_events_persisted):
+    for listener in (hs.typing.on_events_persisted, hs.presence.on_events_persisted):
         persister.add_listener(listener)
     hs.typing.activity_listeners.append(hs.presence.bump_active)
     hs.receipts.activity_listeners.append(hs.presence.bump_active)

@@ -6,12 +6,33 @@ edges, new state groups, forward extremities, current state, memberships,
 relations and redactions. After the commit it marks the stream positions
 finished, installs the new room head, updates caches and wakes the notifier.
 Nothing is acknowledged to a client before that commit.
+
+Persist stages put derived data in that same transaction, so it can never be
+lost between two commits (unread counts and push actions, the search index).
+A stage has two parts:
+
+* ``prepare(items)``, awaited before the batch's stream positions are
+  allocated, so a slow preparation (push rule evaluation) never holds back
+  the events stream's committed frontier. It sees the database and caches as
+  they were before the batch. Callers persist a room's batches one at a time
+  (the senders' per-room linearizer), so nothing of the room changes between
+  a batch's prepare and its write. If it raises, the error is logged and the
+  batch is stored without that stage: derived data must never stop a send.
+* ``write(txn, items, state)``, run inside the transaction after the event
+  rows (stream orderings are in ``item.event.internal``). If it raises, the
+  transaction fails as if an event row had failed. Work that must follow the
+  commit goes through ``txn.call_after``; it runs after the persister's own
+  (caches, room head, notifier).
+
+Listeners (`add_listener`) still hear of each batch after the commit, for
+work that may lag (federation sending, caches of other components).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import orjson
 
@@ -49,6 +70,22 @@ class PersistItem:
         self.txn_id = txn_id
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class PersistStage:
+    """Derived data written in the persist transaction (see the module docstring).
+
+    Attributes:
+        name: for logs.
+        write: ``write(txn, items, state)`` inside the transaction.
+        prepare: ``await prepare(items)`` before it; its result is ``state``
+            (None when there is no prepare).
+    """
+
+    name: str
+    write: Callable[[Txn, Sequence[PersistItem], Any], None]
+    prepare: Callable[[Sequence[PersistItem]], Awaitable[Any]] | None = None
+
+
 class EventPersister:
     def __init__(self, db: Database, clock: Clock, events: EventStore, state: StateStore,
                  rooms: RoomStore, members: MembershipStore, heads: RoomHeads,
@@ -67,11 +104,37 @@ class EventPersister:
         self._notifier = notifier
         self.persisted_count = 0
         self._listeners: list[Any] = []
+        self._stages: list[PersistStage] = []
         self._pending: list[tuple[int, str, set[str]]] = []
 
     def add_listener(self, cb: Any) -> None:
-        """``cb(events)`` after every committed batch (federation sender, pushers…)."""
+        """``cb(events)`` after every committed batch (federation sender, caches…)."""
         self._listeners.append(cb)
+
+    def add_stage(self, name: str, write: Callable[[Txn, Sequence[PersistItem], Any], None],
+                  prepare: Callable[[Sequence[PersistItem]], Awaitable[Any]] | None = None) -> None:
+        """Write derived data in every batch's transaction (see the module docstring).
+
+        Args:
+            name: for logs.
+            write: ``write(txn, items, state)``, inside the transaction after the event rows.
+            prepare: ``await prepare(items) -> state``, before stream positions are allocated.
+        """
+        self._stages.append(PersistStage(name, write, prepare))
+
+    async def _prepare_stages(self, items: Sequence[PersistItem]) -> list[tuple[PersistStage, Any]]:
+        """Each stage to write for this batch, with its prepared state."""
+        out: list[tuple[PersistStage, Any]] = []
+        for stage in self._stages:
+            if stage.prepare is None:
+                out.append((stage, None))
+                continue
+            try:
+                out.append((stage, await stage.prepare(items)))
+            except Exception:
+                logger.exception("persist stage %s failed to prepare %s; storing the batch without it",
+                                 stage.name, items[0].event.event_id)
+        return out
 
     async def persist(self, items: Sequence[PersistItem], new_head: RoomHead | None,
                       new_room: tuple[str, str, str | None] | None = None) -> int:
@@ -83,6 +146,7 @@ class EventPersister:
             new_room: (room_id, room_version, creator) when the batch creates the room.
         """
         room_id = items[0].event.room_id
+        stages = await self._prepare_stages(items) if self._stages else []
         orderings = []
         for item in items:
             so = None if item.context.outlier else self._stream_ids.next_id()
@@ -113,6 +177,10 @@ class EventPersister:
             if new_head is not None:
                 self._update_extremities_txn(txn, room_id, new_head.extremities)
             txn.call_after(self._after_commit, items, orderings, new_head)
+            # After the event rows, and after `_after_commit` was queued: a
+            # stage's own call_after work sees caches and head up to date.
+            for stage, state in stages:
+                stage.write(txn, items, state)
 
         await self._db.run_txn("persist_events", _txn)
         self.persisted_count += len(items)

@@ -7,11 +7,10 @@ that happened after you left"), each checked against history visibility.
 
 Theory of operation:
 
-* `SearchIndexer` follows persisted events (a persist listener) and writes the
-  searchable ones to the full-text index (`storage/stores/search.py`), one
-  transaction per drained batch, with the events-stream position they cover;
-  a redaction deletes its target's row. `wait_idle()` lets a search see every
-  event persisted before it started.
+* `SearchIndexer` writes the searchable events of each persisted batch to the
+  full-text index (`storage/stores/search.py`) inside the batch's own
+  transaction (a persist stage); a redaction deletes its target's row. A
+  search therefore sees every event persisted before it started.
 * `SearchHandler.search` reads matches a page at a time from the index (best
   rank or newest first), keeps those the user may see, and stops at the
   filter's limit. ``next_batch`` encodes the ordering, where the index read
@@ -33,17 +32,20 @@ from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 from twisted.internet import defer
 
 from homeserver.errors import MatrixError
+from homeserver.events.persist import PersistItem
 from homeserver.events.serialize import EventSerializer
 from homeserver.handlers.filtering import RoomEventFilter
 from homeserver.handlers.visibility import VisibilityHandler
 from homeserver.http.requester import Requester
 from homeserver.protocol.events import Event
+from homeserver.storage.database import Txn
 from homeserver.storage.stores.events import EventStore
 from homeserver.storage.stores.rooms import MembershipStore
 from homeserver.storage.stores.search import (SEARCH_KEYS, SearchHit, SearchQuery, SearchRow, SearchStore,
                                               search_words, searchable_text)
 from homeserver.storage.stores.state import StateStore
 from homeserver.streams.tokens import RoomToken
+from homeserver.util.clock import Clock
 from homeserver.util.tasks import run_in_background
 
 logger = logging.getLogger(__name__)
@@ -58,11 +60,17 @@ DEFAULT_CONTEXT = 5
 # matches being invisible to the searcher is rare).
 MAX_PAGES = 5
 GROUP_KEYS = ("room_id", "sender")
+# How long after events arrive the index position is recorded (at most this
+# much is indexed again by the start-up catch-up after a crash).
+RECORD_POSITION_DELAY_S = 5.0
 _HIGHLIGHT_WORD = re.compile(r"[^\W_]+")
 
 
 class PersistFollower(Generic[T]):
     """Collects work from persist listeners and writes it one transaction at a time, in order.
+
+    (The user directory's writer; the search index is written in the persist
+    transaction itself.)
 
     Writing in order matters for the recorded position: when a batch's
     listener runs, every batch at or below the events stream's committed
@@ -130,39 +138,66 @@ class PersistFollower(Generic[T]):
 
 
 class SearchIndexer:
-    """Keeps the full-text index up to date from persisted events."""
+    """Keeps the full-text index up to date, inside each batch's persist transaction.
 
-    def __init__(self, store: SearchStore, current_position: Callable[[], int]) -> None:
+    `write_txn` is a persist stage (`EventPersister.add_stage`): an event's
+    index row commits with the event, so a search that can see the event
+    finds it, and a crash cannot separate them. The recorded index position
+    (`event_search_position`, where the start-up catch-up begins) only needs
+    to trail: every event at or below the events stream's committed frontier
+    was indexed with it, so the frontier is recorded a few seconds after
+    events arrive, in one small transaction, rather than a contended row
+    update in every persist.
+
+    Args:
+        store: the index.
+        current_position: the events stream's committed frontier.
+        clock: the injected clock.
+    """
+
+    def __init__(self, store: SearchStore, current_position: Callable[[], int], clock: Clock) -> None:
         self._store = store
-        self._follower: PersistFollower[tuple[str, Any]] = PersistFollower(
-            "search_index", self._write, current_position)
+        self._current_position = current_position
+        self._clock = clock
+        self._record_scheduled = False
 
-    def on_events_persisted(self, events: Sequence[Event]) -> None:
-        items: list[tuple[str, Any]] = []
-        for ev in events:
-            so = ev.internal.get("stream_ordering")
-            if so is None or ev.outlier or ev.rejected_reason:
-                continue
-            if ev.type == "m.room.redaction":
-                target = ev.redacts
-                if isinstance(target, str) and ev.internal.get("redaction_allowed", True):
-                    items.append(("redact", target))
-                continue
-            if ev.internal.get("redacted_by"):
-                continue
-            found = searchable_text(ev.type, ev.content)
-            if found is not None:
-                items.append(("index", SearchRow(ev.event_id, ev.room_id, ev.sender, ev.type, found[0], found[1],
-                                                 ev.origin_server_ts, so)))
-        self._follower.add(items)
+    def write_txn(self, txn: Txn, items: Sequence[PersistItem], _state: None = None) -> None:
+        """Index a batch's searchable events and drop its redactions' targets (`PersistStage.write`)."""
+        rows, redacted = index_changes([i.event for i in items])
+        if rows or redacted:
+            self._store.index_events_txn(txn, rows, redacted)
+        txn.call_after(self._schedule_record)
 
-    async def _write(self, items: list[tuple[str, Any]], position: int) -> None:
-        rows = [v for kind, v in items if kind == "index"]
-        redacted = [v for kind, v in items if kind == "redact"]
-        await self._store.index_events(rows, redacted, position)
+    def _schedule_record(self) -> None:
+        if not self._record_scheduled:
+            self._record_scheduled = True
+            self._clock.call_later(RECORD_POSITION_DELAY_S, self._record)
 
-    async def wait_idle(self) -> None:
-        await self._follower.wait_idle()
+    def _record(self) -> None:
+        self._record_scheduled = False
+        run_in_background("search_index_position", self._store.set_position, self._current_position())
+
+
+def index_changes(events: Sequence[Event]) -> tuple[list[SearchRow], list[str]]:
+    """(index rows of the searchable events, IDs of the events their redactions remove)."""
+    rows: list[SearchRow] = []
+    redacted: list[str] = []
+    for ev in events:
+        so = ev.internal.get("stream_ordering")
+        if so is None or ev.outlier or ev.rejected_reason:
+            continue
+        if ev.type == "m.room.redaction":
+            target = ev.redacts
+            if isinstance(target, str) and ev.internal.get("redaction_allowed", True):
+                redacted.append(target)
+            continue
+        if ev.internal.get("redacted_by"):
+            continue
+        found = searchable_text(ev.type, ev.content)
+        if found is not None:
+            rows.append(SearchRow(ev.event_id, ev.room_id, ev.sender, ev.type, found[0], found[1],
+                                  ev.origin_server_ts, so))
+    return rows, redacted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,10 +252,9 @@ def find_highlights(words: Sequence[str], texts: Sequence[str]) -> list[str]:
 
 
 class SearchHandler:
-    def __init__(self, store: SearchStore, indexer: SearchIndexer, events: EventStore, state: StateStore,
+    def __init__(self, store: SearchStore, events: EventStore, state: StateStore,
                  members: MembershipStore, visibility: VisibilityHandler, serializer: EventSerializer) -> None:
         self._store = store
-        self._indexer = indexer
         self._events = events
         self._state = state
         self._members = members
@@ -272,7 +306,6 @@ class SearchHandler:
         if not rooms:
             return empty
 
-        await self._indexer.wait_idle()
         found, next_position = await self._collect(requester, query, c.order_by, batch, limit, current)
         count = await self._store.count(query)
 

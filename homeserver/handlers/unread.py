@@ -10,46 +10,54 @@ the ``highlight`` tweak. Users are never notified of their own events. An
 event belongs to the thread its `m.thread` relation names, else to "main".
 
 Theory of operation. Counts live in `event_push_summary` rows per (user,
-room, thread). Each committed event batch is evaluated and counted once, by
-the persist listener: per thread, one INSERT ... SELECT adds the *base* (the
-actions most members got) for every joined local member, after a multi-row
-upsert of the members whose actions differ. The batch's per-user actions go
-to `event_push_actions` (GET /notifications, pushers) in the same
-transaction, and the ``counted_listeners`` (the pusher pool) hear of it. A
-read receipt (m.read or m.read.private) replaces the user's rows with a
+room, thread). Each event batch is counted in its own persist transaction
+(a persist stage, `events/persist.py`), so an acknowledged event always has
+its counts, and any sync that sees the event sees them too ("the updated
+notification count from a new event MUST appear in the same /sync response
+as the event itself"). Before the transaction, `prepare_batch` evaluates the
+batch's push rules for the room's local members as they were before the
+batch, adding the members who join within it (`_BatchJoinEvaluation`);
+inside it, `write_batch_txn` adds, per thread, the *base* (the actions most
+members got) for every joined local member with one INSERT ... SELECT, after
+a multi-row upsert of the members whose actions differ, and writes the
+batch's per-user actions to `event_push_actions` (GET /notifications,
+pushers). After the commit the ``counted_listeners`` (the pusher pool) hear
+of it. Members who leave in the batch lose their rows.
+
+A read receipt (m.read or m.read.private) replaces the user's rows with a
 recount of the events after it; so does the user's own event for its thread
 ("when the user updates their read receipt, either by using the API or by
-sending an event"). Batch counting and recounts of a room run one at a time
-(a per-room linearizer); a row's ``stream_ordering`` says which events it
-already includes, so a batch a recount has seen is not added again.
-
-A sync must show the counts of the events in its timeline ("the updated
-notification count from a new event MUST appear in the same /sync response
-as the event itself"), so `wait_until_counted(position)` waits until every
-batch up to that events position has been counted: batches are tracked by
-position, and positions that never reach the listener (a failed persist)
-are skipped after one turn of the reactor.
+sending an event"). A recount reads the room's events up to a position P
+and evaluates them outside any transaction, so a batch may commit after P
+meanwhile: the replacement checks, under a per-room lock that batch writes
+take too, that the room has nothing after P, and otherwise the recount adds
+the newer events and tries again. A row's ``stream_ordering`` says which
+events it already includes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from twisted.internet import defer
-
+from homeserver.events.persist import PersistItem
 from homeserver.protocol.events import Event
+from homeserver.protocol.push_rules import NO_ACTIONS, BulkResult
+from homeserver.storage.database import Txn
+from homeserver.storage.stores.events import EventStore
 from homeserver.storage.stores.push_actions import EventPushActions
 from homeserver.storage.stores.push_summary import Counts, PushSummaryStore, ThreadIncrement
 from homeserver.storage.stores.receipts import READ_TYPES, UNTHREADED, ReceiptStore
-from homeserver.storage.stores.events import EventStore
 from homeserver.util.clock import Clock
 from homeserver.util.linearizer import Linearizer
-from homeserver.util.tasks import run_in_background
 
 logger = logging.getLogger(__name__)
 
 MAIN_THREAD = "main"
+# A recount starts over with the newer events this many times at most when
+# batches keep committing under it (each try reads only the new events).
+MAX_RECOUNT_ATTEMPTS = 10
 
 
 class ActionsLike(Protocol):
@@ -170,145 +178,213 @@ def batch_counts(evaluations: Sequence[EvaluationLike], is_local: Callable[[str]
 
 
 # --------------------------------------------------------------- the handler
-class _Progress:
-    """Which events positions have been counted (contiguous frontier)."""
+@dataclasses.dataclass(slots=True)
+class PreparedBatch:
+    """A batch's counts and push actions, worked out before its transaction (`UnreadCounts.prepare_batch`).
 
-    def __init__(self, start: int) -> None:
-        self.current = start
-        self._done: set[int] = set()
-        self._inflight: dict[int, int] = {}  # position -> batches in flight with it
+    Attributes:
+        counted: the events counted; persist fills in their positions.
+        actions: per event that notifies someone: (event, thread, base, overrides, extra).
+        users: who may have new push actions (the pusher pool's wake-up).
+        now: ms, the time push actions are stamped with.
+    """
 
-    def begin(self, positions: Sequence[int]) -> None:
-        for p in positions:
-            self._inflight[p] = self._inflight.get(p, 0) + 1
+    room_id: str
+    counted: list[Event]
+    increments: list[ThreadIncrement]
+    resets: dict[tuple[str, str], Counts]
+    left: list[str]
+    actions: list[tuple[Event, str, Any, Mapping[str, Any], Mapping[str, Any]]]
+    users: frozenset[str]
+    now: int
 
-    def end(self, positions: Sequence[int]) -> None:
-        for p in positions:
-            n = self._inflight.get(p, 0) - 1
-            if n <= 0:
-                self._inflight.pop(p, None)
-            else:
-                self._inflight[p] = n
-            if p > self.current:
-                self._done.add(p)
-        self._advance()
 
-    def skip_holes(self, upto: int) -> None:
-        """Positions up to ``upto`` that never reached the listener will not: skip them."""
-        limit = min(upto, min(self._inflight, default=upto + 1) - 1)
-        if limit > self.current:
-            self.current = limit
-            self._done = {p for p in self._done if p > limit}
-        self._advance()
+class _BatchJoinEvaluation:
+    """An event's evaluation that also covers members who joined earlier in its batch.
 
-    def _advance(self) -> None:
-        while self.current + 1 in self._done and self.current + 1 not in self._inflight:
-            self.current += 1
-            self._done.discard(self.current)
+    The evaluator sees the room's members before the batch; the batch's
+    INSERT ... SELECTs see them after it. Every member who joined in the
+    batch therefore has explicit actions here: their own (evaluated alone)
+    for the events after their join, none for the events before it.
+    """
+
+    __slots__ = ("event", "result", "members", "extra")
+
+    def __init__(self, event: Event, result: BulkResult, members: frozenset[str], extra: Mapping[str, Any]) -> None:
+        self.event = event
+        self.result = result
+        self.members = members
+        self.extra = extra
+
+    def actions_for(self, user_id: str) -> Any:
+        if user_id in self.extra:
+            return self.extra[user_id]
+        if user_id in self.members:
+            return self.result.actions_for(user_id)
+        return NO_ACTIONS
 
 
 class UnreadCounts:
     """Keeps unread notification counts and answers them for /sync.
 
+    Counting is a persist stage (`EventPersister.add_stage`): `prepare_batch`
+    evaluates the batch before its transaction, `write_batch_txn` writes its
+    counts and push actions inside it. Any sync that sees an event therefore
+    sees its counts.
+
     Args:
         store: the counts table.
         receipts: read receipts (read-up-to positions for recounts).
         events: events (recounts load the events after a receipt).
-        members: not used since counting moved to push rules (display names
-            are the evaluator's); kept so callers need not change.
         clock: the injected clock.
         server_name: this server (only local users have counts).
-        events_position: the events stream's current position.
         evaluator: push rule evaluation; may be attached later as ``evaluator``
             (app.py builds it after this), but before any event is persisted.
     """
 
-    def __init__(self, store: PushSummaryStore, receipts: ReceiptStore, events: EventStore,
-                 members: Any, clock: Clock, server_name: str, events_position: Any,
-                 evaluator: RuleEvaluator | None = None) -> None:
+    def __init__(self, store: PushSummaryStore, receipts: ReceiptStore, events: EventStore, clock: Clock,
+                 server_name: str, evaluator: RuleEvaluator | None = None) -> None:
         self._store = store
         self._receipts = receipts
         self._events = events
         self._clock = clock
         self._server_name = server_name
         self._local_suffix = ":" + server_name
-        self._events_position = events_position
         self.evaluator = evaluator
-        self._linearizer = Linearizer("unread_counts")
-        self._progress = _Progress(events_position())
-        self._waiters: list[tuple[int, defer.Deferred[None]]] = []
-        self._catch_up_scheduled = False
+        # Recounts of one user in one room run one at a time (the later
+        # receipt's recount must be the one that stays).
+        self._linearizer = Linearizer("unread_recount")
         # (room_id, last position, users who may have new push actions) after
-        # each counted batch (the pusher pool).
+        # each counted batch commits (the pusher pool).
         self.counted_listeners: list[Callable[[str, int, frozenset[str]], Any]] = []
         # (user_id) after a read receipt changed the user's counts (badge updates).
         self.read_listeners: list[Callable[[str], Any]] = []
 
-    # ---------------------------------------------------- persist listener
-    def on_events_persisted(self, events: Sequence[Event]) -> None:
-        """Count a committed batch (called synchronously after the commit)."""
-        positioned = [e for e in events if (e.internal.get("stream_ordering") or 0) > 0]
-        if not positioned:
-            return
-        room_id = positioned[0].room_id
-        positions = [e.internal["stream_ordering"] for e in positioned]
-        batch = [e for e in positioned if not e.rejected_reason]
-        self._progress.begin(positions)
-        run_in_background("unread_count_batch", self._count_batch, room_id, batch, positions)
+    # ------------------------------------------------------- persist stage
+    async def prepare_batch(self, items: Sequence[PersistItem]) -> PreparedBatch | None:
+        """Evaluate a batch about to be persisted (`PersistStage.prepare`).
 
-    async def _count_batch(self, room_id: str, batch: list[Event], positions: list[int]) -> None:
-        notify: tuple[str, int, frozenset[str]] | None = None
-        try:
-            async with self._linearizer.queue(room_id):
-                notify = await self._count_batch_locked(room_id, batch, positions)
-        finally:
-            self._progress.end(positions)
-            self._wake_waiters()
-        if notify is not None:
-            for listener in self.counted_listeners:
-                try:
-                    listener(*notify)
-                except Exception:
-                    logger.exception("counted listener failed")
-
-    async def _count_batch_locked(self, room_id: str, batch: list[Event], positions: list[int]
-                                  ) -> tuple[str, int, frozenset[str]] | None:
-        left = []
+        A failed evaluation is logged and the batch is stored without counts
+        (the members who left still lose theirs): sending never depends on
+        push rules working.
+        """
+        batch = [i.event for i in items
+                 if not (i.context.outlier or i.context.rejected_reason or i.context.soft_failed)]
+        if not batch:
+            return None
+        room_id = batch[0].room_id
+        left: list[str] = []
         for ev in batch:
             if ev.type == "m.room.member" and ev.state_key and self._is_local(ev.state_key):
                 if ev.content.get("membership") != "join":
-                    left.append(ev.state_key)
+                    if ev.state_key not in left:
+                        left.append(ev.state_key)
                 elif ev.state_key in left:
                     left.remove(ev.state_key)
-        if not batch and not left:
-            return None
-        assert self.evaluator is not None, "UnreadCounts has no push rule evaluator"
-        evaluations = await self.evaluator.evaluate_batch(room_id, batch)
+        evaluations: Sequence[EvaluationLike] = []
+        try:
+            assert self.evaluator is not None, "UnreadCounts has no push rule evaluator"
+            evaluations = await self.evaluator.evaluate_batch(room_id, batch)
+            evaluations = await self._with_batch_joins(room_id, evaluations)
+        except Exception:
+            logger.exception("push rule evaluation of %s failed; storing it without counts", batch[0].event_id)
+            evaluations = []
         increments, resets = batch_counts(evaluations, self._is_local)
-        actions = [EventPushActions(e.event.event_id, e.event.internal["stream_ordering"],
-                                    thread_of(e.event.content), e.event.sender, e.result.base,
-                                    e.result.overrides, e.extra) for e in evaluations
-                   if e.result.base.notify or any(a.notify for a in e.result.overrides.values()) or e.extra]
+        gone = set(left)
+        resets = {k: v for k, v in resets.items() if k[0] not in gone}
+        for inc in increments:
+            for user_id in gone.intersection(inc.overrides):
+                del inc.overrides[user_id]
         increments = [i for i in increments if i.notif or i.highlight or i.overrides]
-        if not (increments or resets or left or actions):
-            return None  # nothing notifies anyone: no transaction
-        await self._store.apply_batch(
-            room_id, min(positions), max(positions), "%" + self._local_suffix, increments, resets, left,
-            actions, self._clock.time_msec())
+        actions = []
         users: set[str] = set()
         for e in evaluations:
-            if e.result.base.notify or any(a.notify for a in e.result.overrides.values()) or e.extra:
-                users |= e.members
-                users.update(e.extra)
-        return (room_id, max(positions), frozenset(users)) if users else None
+            overrides = e.result.overrides
+            if gone.intersection(overrides):
+                overrides = {u: a for u, a in overrides.items() if u not in gone}
+            if e.result.base.notify or any(a.notify for a in overrides.values()) or e.extra:
+                actions.append((e.event, thread_of(e.event.content), e.result.base, overrides, e.extra))
+                users |= e.members - gone
+                users.update(e.extra)  # an invitee
+        if not (increments or resets or left or actions):
+            return None  # nothing notifies anyone: nothing to write
+        return PreparedBatch(room_id, batch, increments, resets, left, actions, frozenset(users),
+                             self._clock.time_msec())
+
+    def write_batch_txn(self, txn: Txn, items: Sequence[PersistItem], prepared: PreparedBatch | None) -> None:
+        """Write a prepared batch's counts and push actions (`PersistStage.write`)."""
+        if prepared is None:
+            return
+        positions = [e.internal["stream_ordering"] for e in prepared.counted]
+        first, last = min(positions), max(positions)
+        actions = [EventPushActions(ev.event_id, ev.internal["stream_ordering"], thread, ev.sender, base, overrides,
+                                    extra) for ev, thread, base, overrides, extra in prepared.actions]
+        self._store.apply_batch_txn(txn, prepared.room_id, first, last, "%" + self._local_suffix,
+                                    prepared.increments, prepared.resets, prepared.left, actions, prepared.now)
+        if prepared.users:
+            txn.call_after(self._counted, prepared.room_id, last, prepared.users)
+
+    def _counted(self, room_id: str, position: int, users: frozenset[str]) -> None:
+        for listener in self.counted_listeners:
+            try:
+                listener(room_id, position, users)
+            except Exception:
+                logger.exception("counted listener failed")
+
+    async def _with_batch_joins(self, room_id: str, evaluations: Sequence[EvaluationLike]
+                                ) -> Sequence[EvaluationLike]:
+        """Add the local users who join in the batch (see `_BatchJoinEvaluation`)."""
+        if not evaluations:
+            return evaluations
+        before = evaluations[0].members
+        joined: set[str] = set()
+        joiners: set[str] = set()  # local users with a join in the batch, not members before it
+        member_at: list[frozenset[str]] = []  # per event: the joiners who are members when it comes
+        for e in evaluations:
+            member_at.append(frozenset(joined))
+            ev = e.event
+            if (ev.type == "m.room.member" and ev.state_key and ev.state_key not in before
+                    and self._is_local(ev.state_key)):
+                if ev.content.get("membership") == "join":
+                    joined.add(ev.state_key)
+                    joiners.add(ev.state_key)
+                else:
+                    joined.discard(ev.state_key)
+        if not joiners:
+            return evaluations
+        own: dict[tuple[str, int], Any] = {}  # (joiner, event index) -> their actions
+        assert self.evaluator is not None
+        for user_id in sorted(joiners):
+            wanted = [i for i, e in enumerate(evaluations)
+                      if user_id in member_at[i] and e.event.sender != user_id]
+            if wanted:
+                events = [evaluations[i].event for i in wanted]
+                acts = await self.evaluator.evaluate_for_user(room_id, user_id, events)
+                own.update(((user_id, i), a) for i, a in zip(wanted, acts))
+        out = []
+        for i, e in enumerate(evaluations):
+            overrides = dict(e.result.overrides)
+            for user_id in joiners:
+                actions = own.get((user_id, i), NO_ACTIONS)
+                if actions.key != e.result.base.key:
+                    overrides[user_id] = actions
+            out.append(_BatchJoinEvaluation(e.event, BulkResult(e.result.base, overrides, e.event.sender),
+                                            e.members | member_at[i], e.extra))
+        return out
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.endswith(self._local_suffix)
 
     # ------------------------------------------------------------- receipts
     async def on_read_receipt(self, user_id: str, room_id: str, thread_id: str) -> None:
-        """The user's read receipt moved: recount (``thread_id`` UNTHREADED: all threads)."""
-        async with self._linearizer.queue(room_id):
+        """The user's read receipt moved: recount (``thread_id`` UNTHREADED: all threads).
+
+        Batches keep counting while the recount runs; if one commits after
+        the recount read the room's events, the replacement is refused
+        (`PushSummaryStore.replace_counts`) and the newer events are added
+        to the recount before trying again.
+        """
+        async with self._linearizer.queue((room_id, user_id)):
             receipts = await self._receipts.get_user_receipts(user_id, room_id, READ_TYPES)
             positions: dict[str, int] = {}
             for r in receipts:
@@ -321,15 +397,25 @@ class UnreadCounts:
             else:
                 after = start.get(thread_id, unthreaded)
                 only = thread_id
-            event_ids, upto = await self._store.get_room_events_after(room_id, after)
-            events = await self._events.get_events_as_list(event_ids)
-            if only is not None:
-                events = [e for e in events if thread_of(e.content) == only]
             assert self.evaluator is not None, "UnreadCounts has no push rule evaluator"
-            actions = await self.evaluator.evaluate_for_user(room_id, user_id, events)
-            counts = recount(events, user_id, actions, start, unthreaded)
-            counts.setdefault(only or MAIN_THREAD, (0, 0))
-            await self._store.replace_counts(user_id, room_id, counts, upto, only)
+            events: list[Event] = []
+            actions: list[Any] = []
+            for _ in range(MAX_RECOUNT_ATTEMPTS):
+                event_ids, upto = await self._store.get_room_events_after(room_id, after)
+                new = await self._events.get_events_as_list(event_ids)
+                if only is not None:
+                    new = [e for e in new if thread_of(e.content) == only]
+                actions.extend(await self.evaluator.evaluate_for_user(room_id, user_id, new))
+                events.extend(new)
+                counts = recount(events, user_id, actions, start, unthreaded)
+                counts.setdefault(only or MAIN_THREAD, (0, 0))
+                newer = await self._store.replace_counts(user_id, room_id, counts, upto, only)
+                if newer is None:
+                    break
+                after = upto
+            else:
+                logger.warning("recount of %s in %s gave up: the room kept moving", user_id, room_id)
+                return
         for listener in self.read_listeners:
             try:
                 listener(user_id)
@@ -337,33 +423,6 @@ class UnreadCounts:
                 logger.exception("read listener failed")
 
     # ----------------------------------------------------------------- sync
-    async def wait_until_counted(self, position: int) -> None:
-        """Return once every event batch up to ``position`` has been counted."""
-        if position <= self._progress.current:
-            return
-        d: defer.Deferred[None] = defer.Deferred()
-        self._waiters.append((position, d))
-        if not self._catch_up_scheduled:
-            self._catch_up_scheduled = True
-            self._clock.call_later(0, self._catch_up)
-        await d
-
-    def _catch_up(self) -> None:
-        # A whole reactor turn has passed: every committed batch up to the
-        # current events position has reached the listener by now.
-        self._catch_up_scheduled = False
-        self._progress.skip_holes(self._events_position())
-        self._wake_waiters()
-
-    def _wake_waiters(self) -> None:
-        if not self._waiters:
-            return
-        current = self._progress.current
-        ready = [d for p, d in self._waiters if p <= current]
-        self._waiters = [(p, d) for p, d in self._waiters if p > current]
-        for d in ready:
-            d.callback(None)
-
     async def get_counts(self, user_id: str, room_ids: Sequence[str] | None, since: int | None, upto: int
                          ) -> tuple[dict[str, dict[str, Counts]], set[str]]:
         """See `PushSummaryStore.get_counts`."""

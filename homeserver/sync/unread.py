@@ -4,9 +4,9 @@ Counts come from `handlers/unread.py`. Initial sync: every joined room in
 the response. Incremental sync: every joined room in the response (its
 timeline or ephemeral events changed) plus the rooms whose counts moved
 since the token (counted events filtered out of the timeline, the user's own
-read receipts). The extension first waits until the events up to the token's
-events position have been counted, so a new event and its count arrive in
-the same response. With the timeline filter's ``unread_thread_notifications``,
+read receipts). Counts commit with their events, so the counts read here
+include every event up to the token's events position: a new event and its
+count arrive in the same response. With the timeline filter's ``unread_thread_notifications``,
 ``unread_notifications`` covers the main timeline and each thread with
 notifications gets its own entry; otherwise all threads are summed.
 """
@@ -40,7 +40,6 @@ class UnreadSyncExtension:
         self._read_changes = read_changes
 
     async def add_to_sync(self, ctx: SyncContext, response: dict[str, Any]) -> None:
-        await self._unread.wait_until_counted(ctx.now.events)
         user_id = ctx.requester.user_id
         join = response.get("rooms", {}).get("join", {})
         in_response = [r for r in join if r in ctx.joined_room_ids]

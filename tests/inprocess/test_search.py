@@ -282,7 +282,7 @@ def test_encrypted_events_are_not_indexed(hs, users):
 
 
 def test_index_catch_up_after_restart(tmp_path):
-    """Events whose index write was lost (crash) are indexed at the next start."""
+    """An emptied index (a rebuild, or rows stored by an older version) is refilled at the next start."""
     hs = InProcessServer(tmp_path)
     _, ta = make_user(hs, "alice")
     room_id = _create(hs, ta)
@@ -295,6 +295,24 @@ def test_index_catch_up_after_restart(tmp_path):
     hs2 = InProcessServer(tmp_path)
     assert _ids(_search(hs2, ta, "kookaburra")) == [eid]
     hs2.hs.db.close()
+
+
+def test_index_position_trails_the_stream(hs, users):
+    """The recorded index position follows the events stream a few seconds behind (where a catch-up starts)."""
+    from homeserver.handlers.search import RECORD_POSITION_DELAY_S
+
+    (_, ta), _, _ = users
+    room_id = _create(hs, ta)
+    _send(hs, ta, room_id, "numbat")
+
+    def _position():
+        return hs.hs.db.run_txn_blocking("read", lambda txn: txn.execute(
+            "SELECT stream_ordering FROM event_search_position WHERE id = 0").fetchone()[0])
+
+    current = hs.hs.event_ids.get_current()
+    assert _position() < current
+    hs.reactor.advance(RECORD_POSITION_DELAY_S)
+    assert _position() == current
 
 
 def test_search_words_and_searchable_text():

@@ -1,10 +1,10 @@
 """Per-user push actions of events (`event_push_actions`): what GET /notifications lists and pushers send.
 
-Written inside the event batch's counting transaction (`PushSummaryStore.apply_batch`)
-in the same batched way as the counts: per event, the members whose actions
-differ from the base are written with one multi-row statement, then one
-INSERT ... SELECT over the room's joined local members writes the base for
-everyone else. Members whose actions differ but do not notify must not get the
+Written inside the event batch's persist transaction, with its counts
+(`PushSummaryStore.apply_batch_txn`), in the same batched way as the counts:
+per event, the members whose actions differ from the base are written with
+one multi-row statement, then one INSERT ... SELECT over the room's joined
+local members writes the base for everyone else. Members whose actions differ but do not notify must not get the
 base: they are written first as placeholder rows (``notif = 0``), which make
 the INSERT ... SELECT skip them (ON CONFLICT DO NOTHING), and deleted at the
 end of the same transaction. Only notifying actions are kept.

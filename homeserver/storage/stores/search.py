@@ -16,10 +16,13 @@ Both engines take the same query language: the search term's words, each a
 prefix (``"hel"`` finds "hello"), all of which must match. Neither query
 reads rows the full-text match did not find: search never scans all events.
 
-Rows are written by `handlers.search.SearchIndexer`, which follows persisted
-events, through `index_events`; `event_search_position` records the events
-stream position up to which every searchable event is indexed, and
-`catch_up_blocking` indexes what came after it at start-up.
+Rows are written by `handlers.search.SearchIndexer` through
+`index_events_txn`, inside the events' own persist transaction;
+`event_search_position` records an events stream position up to which every
+searchable event is indexed (it trails the stream by a few seconds), and
+`catch_up_blocking` indexes what came after it at start-up: events stored by
+an older version, or an index emptied to be rebuilt. Writing a row again is
+harmless.
 
 This module also reads the events around search results (``event_context``)
 for many results in one statement.
@@ -168,24 +171,19 @@ class SearchStore:
         txn.execute("UPDATE event_search_position SET stream_ordering = ? WHERE id = 0 AND stream_ordering < ?",
                     (position, position))
 
-    async def index_events(self, rows: Sequence[SearchRow], redacted_event_ids: Sequence[str],
-                           position: int | None) -> None:
-        """Add rows, drop redacted events, then record ``position`` — one transaction.
+    def index_events_txn(self, txn: Txn, rows: Sequence[SearchRow], redacted_event_ids: Sequence[str]) -> None:
+        """Add rows and drop redacted events, inside the events' persist transaction.
 
         Args:
             rows: new searchable events.
-            redacted_event_ids: events whose redaction was persisted.
-            position: an events-stream position every earlier event is covered
-                by, or None to leave the recorded one alone.
+            redacted_event_ids: events whose redaction is being persisted.
         """
+        self._insert_rows_txn(txn, rows)
+        self._delete_txn(txn, redacted_event_ids)
 
-        def _txn(txn: Txn) -> None:
-            self._insert_rows_txn(txn, rows)
-            self._delete_txn(txn, redacted_event_ids)
-            if position is not None:
-                self._set_position_txn(txn, position)
-
-        await self._db.run_txn("index_events_for_search", _txn)
+    async def set_position(self, position: int) -> None:
+        """Record that every searchable event up to ``position`` is indexed (never moves back)."""
+        await self._db.run_txn("event_search_position", self._set_position_txn, position)
 
     def catch_up_blocking(self, current_position: int) -> int:
         """Start-up: index searchable events (and apply redactions) after the recorded position.
