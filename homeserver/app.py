@@ -218,8 +218,12 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
                                     config.registration.autocreate_auto_join_rooms, hs.room_creation)
     hs.registration.on_register.append(lifecycle.on_register)
     hs.account.on_deactivate.append(lifecycle.on_deactivate)
+    from homeserver.handlers.account_moderation import AccountModerationHandler
+
+    hs.account_moderation = AccountModerationHandler(users, events, server_name)  # locks, suspensions
     rooms_api.register(router, creation=hs.room_creation, membership=membership, sender=sender,
-                       reads=hs.room_reads, rooms=rooms, members=members, server_name=server_name)
+                       reads=hs.room_reads, rooms=rooms, members=members, server_name=server_name,
+                       moderation=hs.account_moderation)
 
     # ---- rooms: directory, aliases, spaces, relations ------------------------
     from homeserver.api.client import directory as directory_api
@@ -552,6 +556,28 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     hs.retention.start()
     if config.myelin.status_posts.enabled:
         hs.status_expiry.start()
+
+    # ---- account moderation, login tokens, third-party lookups (docs/accounts.md)
+    from homeserver.api.admin import suspend as admin_suspend_api
+    from homeserver.api.client import account_moderation as account_moderation_api
+    from homeserver.api.client import login as login_token_api
+    from homeserver.api.client import thirdparty as thirdparty_api
+    from homeserver.config.ratelimiting import RateLimit
+    from homeserver.handlers.login_token import LoginTokenHandler
+    from homeserver.handlers.thirdparty import ThirdPartyLookupHandler
+    from homeserver.storage.stores.login_tokens import LoginTokenStore
+    from homeserver.util.ratelimit import Ratelimiter
+
+    account_moderation_api.register(router, hs.account_moderation)
+    admin_suspend_api.register(router, hs.account_moderation)
+    # One token a minute per user, as the spec suggests (Synapse's fixed limit).
+    hs.login_tokens = LoginTokenHandler(
+        LoginTokenStore(db), clock, hs.ui_auth, config.registration.login_via_existing_session,
+        Ratelimiter("login_get_token", RateLimit(1 / 60, 1), clock, config.ratelimiting.ratelimiting_enabled))
+    hs.login.login_tokens = hs.login_tokens
+    login_token_api.register_get_token(router, hs.login_tokens)
+    hs.thirdparty = ThirdPartyLookupHandler()  # application services add their providers
+    thirdparty_api.register(router, hs.thirdparty)
 
     # ---- admin API ------------------------------------------------------------
 

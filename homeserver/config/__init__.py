@@ -32,7 +32,12 @@ from homeserver.config.ratelimiting import (
     RatelimitConfig,
 )
 from homeserver.config.redis import RedisConfig
-from homeserver.config.registration import PasswordConfig, PasswordPolicy, RegistrationConfig
+from homeserver.config.registration import (
+    LoginViaExistingSession,
+    PasswordConfig,
+    PasswordPolicy,
+    RegistrationConfig,
+)
 from homeserver.config.retention import PurgeJob, RetentionConfig, RetentionPolicy
 from homeserver.config.root import HomeserverConfig
 from homeserver.config.sample import generate_config, render_sample
@@ -60,6 +65,7 @@ __all__ = [
     "Listener",
     "ListenerResource",
     "LoggingConfig",
+    "LoginViaExistingSession",
     "LoginRateLimits",
     "MediaConfig",
     "MediaRetention",

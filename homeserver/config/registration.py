@@ -40,6 +40,23 @@ class PasswordConfig:
 
 
 @dataclass(frozen=True)
+class LoginViaExistingSession:
+    """`login_via_existing_session`: POST /login/get_token (spec v1.7, MSC3882)."""
+
+    enabled: bool = option(
+        False,
+        "Let a logged-in client mint a single-use token that logs another client "
+        "in as the same user (m.login.token, e.g. for QR-code sign-in).",
+    )
+    require_ui_auth: bool = option(
+        True, "Ask for the user's password (user-interactive auth) before each token."
+    )
+    token_timeout: int = option(
+        5 * MINUTE, "How long a token can be used after it was minted.", kind=DURATION
+    )
+
+
+@dataclass(frozen=True)
 class RegistrationConfig:
     """Account creation, password hashing and access token lifetimes."""
 
@@ -120,3 +137,7 @@ class RegistrationConfig:
     )
     enable_set_displayname: bool = option(True, "Let users change their display name.")
     enable_set_avatar_url: bool = option(True, "Let users change their avatar.")
+    login_via_existing_session: LoginViaExistingSession = option(
+        LoginViaExistingSession(),
+        "Logging in new clients from an existing session (POST /login/get_token).",
+    )

@@ -12,6 +12,9 @@ from homeserver.util.tasks import run_in_background
 # How often a device's last-seen time, IP and user agent are written (ms).
 LAST_SEEN_INTERVAL_MS = 60_000
 
+# The routes a locked account may still call (spec: "Account locking").
+LOCKED_ACCOUNT_ROUTES = frozenset({"logout", "logout_all"})
+
 
 def get_access_token(request: HttpRequest) -> str | None:
     auth = request.headers.get("authorization")
@@ -44,7 +47,8 @@ class AuthHandler:
             requester = await self.appservice_lookup(request, token)
             if requester is not None:
                 return requester
-        requester = await self.get_requester_for_token(token)
+        allow_locked = request.route_name in LOCKED_ACCOUNT_ROUTES
+        requester = await self.get_requester_for_token(token, allow_locked=allow_locked)
         if requester.device_id is not None and requester.authenticated_entity is None:
             self._note_seen(requester, request)
         return requester
@@ -62,7 +66,17 @@ class AuthHandler:
         run_in_background("device_last_seen", self._users.update_device_last_seen, requester.user_id,
                           requester.device_id, now, request.client_ip, request.headers.get("user-agent"))
 
-    async def get_requester_for_token(self, token: str) -> Requester:
+    async def get_requester_for_token(self, token: str, allow_locked: bool = False) -> Requester:
+        """The requester an access token stands for.
+
+        Args:
+            token: the access token.
+            allow_locked: accept the token of a locked account (logout only).
+
+        Raises:
+            MatrixError: 401 M_UNKNOWN_TOKEN (unknown, expired or deactivated),
+                401 M_USER_LOCKED with ``soft_logout`` (a locked account).
+        """
         info = await self._users.get_token_info(token)
         if info is None:
             raise MatrixError("M_UNKNOWN_TOKEN", "Unknown access token", soft_logout=False)
@@ -71,6 +85,9 @@ class AuthHandler:
             raise MatrixError("M_UNKNOWN_TOKEN", "Access token has expired", soft_logout=True)
         if info.deactivated:
             raise MatrixError("M_UNKNOWN_TOKEN", "User is deactivated", soft_logout=False)
+        if info.locked and not allow_locked:
+            # The session survives the lock: soft logout, nothing to discard.
+            raise MatrixError("M_USER_LOCKED", "This account has been locked", soft_logout=True)
         if info.refresh_token_id is not None and not info.used:
             # First use of a refreshed access token revokes the refresh token it replaced.
             await self._users.mark_access_token_used(token, info)
@@ -82,4 +99,5 @@ class AuthHandler:
             is_guest=info.is_guest,
             authenticated_entity=info.user_id if info.puppets_user_id else None,
             is_admin=info.is_admin and not info.puppets_user_id,
+            suspended=info.suspended,
         )

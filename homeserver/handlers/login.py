@@ -16,6 +16,11 @@ token lifetimes follow one set of rules:
 
 Tokens look like Synapse's (``syt_<base64 localpart>_<random>_<crc>``); only
 their presence in the database makes them valid.
+
+``m.login.token`` logs in with a single-use token minted by
+`POST /login/get_token` (`handlers.login_token`). A locked account
+(`handlers.account_moderation`) cannot log in or refresh its tokens: it gets
+401 ``M_USER_LOCKED`` until it is unlocked.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import logging
 import secrets
 import string
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from homeserver.errors import MatrixError
 from homeserver.handlers.devices import DeviceHandler
@@ -39,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 LOGIN_TYPE_PASSWORD = "m.login.password"
 LOGIN_TYPE_APPSERVICE = "m.login.application_service"
+LOGIN_TYPE_TOKEN = "m.login.token"
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
@@ -75,6 +81,21 @@ def raise_if_limited(limiter: Ratelimiter, key: Any) -> None:
 AppserviceUserCheck = Callable[[str, str], bool]
 
 
+class LoginTokens(Protocol):
+    """Single-use login tokens (`handlers.login_token.LoginTokenHandler`)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    async def redeem_login_token(self, token: str) -> str | None: ...
+
+
+def raise_if_locked(user: UserInfo) -> None:
+    """A locked account gets no new tokens (spec: "Account locking", "Soft logout")."""
+    if user.locked:
+        raise MatrixError("M_USER_LOCKED", "This account has been locked", soft_logout=True)
+
+
 class LoginHandler:
     """Logs users in and out and mints, refreshes and revokes their tokens.
 
@@ -105,6 +126,8 @@ class LoginHandler:
         self._failed_limiter = Ratelimiter("rc_login.failed_attempts", rc.failed_attempts, clock)
         # Set by app.py when application services are configured.
         self.appservice_user_check: AppserviceUserCheck | None = None
+        # Set by app.py: redeems m.login.token tokens (POST /login/get_token).
+        self.login_tokens: LoginTokens | None = None
 
     @property
     def password_login_enabled(self) -> bool:
@@ -116,6 +139,8 @@ class LoginHandler:
         flows: list[dict[str, Any]] = []
         if self._passwords.password_login_enabled:
             flows.append({"type": LOGIN_TYPE_PASSWORD})
+        if self.login_tokens is not None and self.login_tokens.enabled:
+            flows.append({"type": LOGIN_TYPE_TOKEN, "get_login_token": True})
         flows.append({"type": LOGIN_TYPE_APPSERVICE})
         return flows
 
@@ -184,7 +209,8 @@ class LoginHandler:
 
         Raises:
             MatrixError: M_FORBIDDEN (unknown user or wrong password),
-                M_USER_DEACTIVATED, M_LIMIT_EXCEEDED, or a parameter error.
+                M_USER_DEACTIVATED, M_USER_LOCKED, M_LIMIT_EXCEEDED, or a
+                parameter error.
         """
         if not self._passwords.password_login_enabled:
             raise MatrixError("M_UNKNOWN", "Password login has been disabled.", status=400)
@@ -203,6 +229,7 @@ class LoginHandler:
             raise MatrixError("M_FORBIDDEN", "Invalid username or password")
         if user.deactivated:
             raise MatrixError("M_USER_DEACTIVATED", "This account has been deactivated")
+        raise_if_locked(user)
         return user
 
     # ------------------------------------------------------------- login
@@ -231,6 +258,8 @@ class LoginHandler:
             self._account_limiter.ratelimit(self.user_id_from_identifier(submission).lower())
             user = await self.check_password_login(submission)
             user_id = user.user_id
+        elif login_type == LOGIN_TYPE_TOKEN:
+            user_id = await self._check_token_login(submission)
         elif login_type == LOGIN_TYPE_APPSERVICE:
             user_id = await self._check_appservice_login(submission, appservice_id)
         else:
@@ -251,6 +280,23 @@ class LoginHandler:
             raise MatrixError("M_FORBIDDEN", "User has not been registered")
         if user.deactivated:
             raise MatrixError("M_USER_DEACTIVATED", "This account has been deactivated")
+        raise_if_locked(user)
+        return user.user_id
+
+    async def _check_token_login(self, submission: dict[str, Any]) -> str:
+        """``m.login.token``: use up the token; the user it was minted for logs in."""
+        token = submission.get("token")
+        if token is None:
+            raise MatrixError("M_MISSING_PARAM", "Missing param: token")
+        if not isinstance(token, str):
+            raise MatrixError("M_INVALID_PARAM", "token must be a string")
+        user_id = await self.login_tokens.redeem_login_token(token) if self.login_tokens is not None else None
+        if user_id is None:
+            raise MatrixError("M_FORBIDDEN", "Invalid login token")
+        user = await self._users.get_user(user_id)
+        if user is None or user.deactivated:
+            raise MatrixError("M_USER_DEACTIVATED", "This account has been deactivated")
+        raise_if_locked(user)
         return user.user_id
 
     # ---------------------------------------------------------- sessions
@@ -325,6 +371,7 @@ class LoginHandler:
         user = await self._users.get_user(info["user_id"])
         if user is None or user.deactivated:
             raise MatrixError("M_UNKNOWN_TOKEN", "Unknown refresh token", soft_logout=False)
+        raise_if_locked(user)
         valid_until = self._access_token_expiry(now, True, ultimate)
         new_refresh_expiry = None
         if self._refresh_token_lifetime is not None:

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Awaitable, Callable, Protocol
 
 from homeserver.errors import MatrixError
+from homeserver.handlers.account_moderation import raise_if_suspended
 from homeserver.handlers.send import EventSender
 from homeserver.http.requester import Requester
 from homeserver.protocol import power_levels
@@ -66,6 +67,9 @@ class MembershipHandler:
         """
         if not is_valid_user_id(target):
             raise MatrixError("M_INVALID_PARAM", "Invalid user ID")
+        if not (action == "leave" and target == requester.user_id):
+            # Suspended accounts may leave rooms and reject invites, nothing else.
+            raise_if_suspended(requester, "change room memberships")
         content: dict[str, Any] = dict(extra_content or {})
         if reason is not None:
             content["reason"] = reason

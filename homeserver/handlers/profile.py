@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 
 from homeserver.errors import MatrixError
+from homeserver.handlers.account_moderation import raise_if_suspended
 from homeserver.http.requester import Requester
 from homeserver.protocol.ids import get_domain_from_id
 from homeserver.storage.stores.profiles import ProfileStore
@@ -206,6 +207,7 @@ class ProfileHandler:
         await self._after_change(user_id, old, new)
 
     async def _check_can_modify(self, requester: Requester, user_id: str, key: str) -> None:
+        raise_if_suspended(requester, "change your profile")
         if not self.is_mine(user_id):
             raise MatrixError("M_FORBIDDEN", "Cannot change the profile of a user on another server")
         if requester.user_id != user_id and not requester.is_admin:

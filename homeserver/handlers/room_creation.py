@@ -15,6 +15,7 @@ from typing import Any
 from homeserver.errors import MatrixError
 from homeserver.events.builder import EventBuilder
 from homeserver.events.persist import PersistItem
+from homeserver.handlers.account_moderation import raise_if_suspended
 from homeserver.handlers.membership import MembershipHandler
 from homeserver.handlers.send import EventSender
 from homeserver.http.requester import Requester
@@ -58,6 +59,7 @@ class RoomCreationHandler:
     async def create_room(self, requester: Requester, body: dict[str, Any], ratelimit: bool = True
                           ) -> tuple[str, str | None]:
         """Create a room from a /createRoom body; returns (room_id, alias)."""
+        raise_if_suspended(requester, "create rooms")
         if ratelimit:
             self._limiter.ratelimit(requester.user_id)
         user_id = requester.user_id

@@ -206,13 +206,17 @@ class UIAuthHandler:
         raise InteractiveAuthRequired(response)
 
     async def validate_user(self, requester: "Requester | None", uri: str, method: str,
-                            body: dict[str, Any]) -> str:
+                            body: dict[str, Any], single_use: bool = False) -> str:
         """Make the user prove who they are again (``m.login.password``).
 
         With a requester, the session is bound to them and only their own
         password completes it; without one (the spec allows that for
         password change and deactivation), the password stage decides who
         the user is.
+
+        Args:
+            single_use: end the session once it succeeds, so that repeating
+                the request needs the password again (`POST /login/get_token`).
 
         Returns:
             The authenticated user's ID.
@@ -230,6 +234,8 @@ class UIAuthHandler:
         if not (can_password and self._login.password_login_enabled):
             raise MatrixError("M_FORBIDDEN", "This account has no interactive authentication flows available.")
         result = await self.check_auth([[LOGIN_TYPE_PASSWORD]], uri, method, body, user_id=user_id)
+        if single_use:
+            await self._users.delete_ui_auth_session(result.session_id)
         return result.completed[LOGIN_TYPE_PASSWORD]
 
 

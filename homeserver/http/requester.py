@@ -15,3 +15,6 @@ class Requester:
     # The admin acting as this user (admin impersonation), if any.
     authenticated_entity: str | None = None
     is_admin: bool = False
+    # Suspended accounts may read but not act (spec: "Account suspension");
+    # the handlers of the forbidden actions check this.
+    suspended: bool = False

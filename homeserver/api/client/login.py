@@ -1,15 +1,23 @@
 """Client API: sessions. `GET/POST /login`, `POST /refresh`, `POST /logout`,
-`POST /logout/all`. Routes check the input and call `handlers.login`."""
+`POST /logout/all`, `POST /login/get_token`. Routes check the input and call
+`handlers.login` and `handlers.login_token`."""
 
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from homeserver.api.client.account import optional_bool, optional_device_id, optional_str, required_str
+from homeserver.api.client.account import (
+    check_auth_dict,
+    optional_bool,
+    optional_device_id,
+    optional_str,
+    required_str,
+)
 from homeserver.errors import MatrixError
 from homeserver.handlers.login import LOGIN_TYPE_APPSERVICE, LoginHandler
+from homeserver.handlers.login_token import LoginTokenHandler
 from homeserver.http.requester import Requester
-from homeserver.http.router import CLIENT_PREFIX, HttpRequest, Router
+from homeserver.http.router import CLIENT_PREFIX, CLIENT_V1_PREFIX, HttpRequest, Router
 
 # The HTTP edge's authenticator: (request, required) -> Requester | None.
 Authenticator = Callable[[HttpRequest, bool], Awaitable[Requester | None]]
@@ -60,3 +68,17 @@ def register(router: Router, login: LoginHandler, authenticate: Authenticator) -
     router.add("POST", p + "/refresh", refresh, name="refresh", auth="none")
     router.add("POST", p + "/logout", logout, name="logout", allow_guest=True)
     router.add("POST", p + "/logout/all", logout_all, name="logout_all", allow_guest=True)
+
+
+def register_get_token(router: Router, login_tokens: LoginTokenHandler) -> None:
+    """`POST /login/get_token`, only when `login_via_existing_session.enabled`;
+    otherwise the path stays unknown (404 M_UNRECOGNIZED), as on Synapse."""
+    if not login_tokens.enabled:
+        return
+
+    async def generate_login_token(request: HttpRequest) -> tuple[int, Any]:
+        body = request.json()
+        check_auth_dict(body)
+        return 200, await login_tokens.generate_login_token(request.requester, request.path, body)
+
+    router.add("POST", CLIENT_V1_PREFIX + "/login/get_token", generate_login_token, name="generate_login_token")

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from homeserver.errors import MatrixError
+from homeserver.handlers.account_moderation import AccountModerationHandler
 from homeserver.handlers.filtering import RoomEventFilter
 from homeserver.handlers.membership import MembershipHandler
 from homeserver.handlers.room_creation import RoomCreationHandler
@@ -57,7 +58,13 @@ def _reason(body: dict[str, Any]) -> str | None:
 
 def register(router: Router, *, creation: RoomCreationHandler, membership: MembershipHandler,
              sender: EventSender, reads: RoomReadHandler, rooms: RoomStore, members: MembershipStore,
-             server_name: str) -> None:
+             server_name: str, moderation: AccountModerationHandler | None = None) -> None:
+    """Add the room routes. ``moderation`` refuses the sends of suspended accounts."""
+
+    async def _check_may_send(request: HttpRequest, room_id: str, event_type: str, content: dict[str, Any],
+                              redacts: str | None = None) -> None:
+        if moderation is not None:
+            await moderation.check_may_send(request.requester, room_id, event_type, content, redacts)
 
     async def create_room(request: HttpRequest) -> tuple[int, Any]:
         body = request.json()
@@ -137,6 +144,7 @@ def register(router: Router, *, creation: RoomCreationHandler, membership: Membe
         event_type = request.path_params["eventType"]
         if len(event_type.encode()) > 255:
             raise MatrixError("M_INVALID_PARAM", "Event type too long")
+        await _check_may_send(request, room_id, event_type, content)
         # Membership is checked by the room's auth rules (sender must be joined).
         ev = await sender.send(request.requester, request.user_id, room_id, event_type, content,
                                txn_id=request.path_params.get("txnId"))
@@ -161,6 +169,7 @@ def register(router: Router, *, creation: RoomCreationHandler, membership: Membe
             ev = await membership.update_membership(request.requester, state_key, room_id, action,
                                                     reason=extra.pop("reason", None), extra_content=extra)
             return 200, {"event_id": ev.event_id}
+        await _check_may_send(request, room_id, event_type, content)
         if event_type == "m.room.canonical_alias":
             await _check_canonical_alias(content, room_id)
         ev = await sender.send(request.requester, request.user_id, room_id, event_type, content,
@@ -192,6 +201,7 @@ def register(router: Router, *, creation: RoomCreationHandler, membership: Membe
         m = await members.get_membership(room_id, request.user_id)
         if m is None or m[0] != "join":
             raise MatrixError("M_FORBIDDEN", "You are not joined to this room")
+        await _check_may_send(request, room_id, "m.room.redaction", content, request.path_params["eventId"])
         ev = await sender.send(request.requester, request.user_id, room_id, "m.room.redaction", content,
                                txn_id=request.path_params.get("txnId"), redacts=request.path_params["eventId"])
         return 200, {"event_id": ev.event_id}

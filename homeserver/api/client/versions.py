@@ -51,8 +51,10 @@ def register(router: Router, config: Any) -> None:
     if disallowed:
         profile_fields["disallowed"] = disallowed
 
+    get_login_token = {"enabled": config.registration.login_via_existing_session.enabled}
+
     async def get_capabilities(request: HttpRequest) -> tuple[int, Any]:
-        return 200, {"capabilities": {
+        capabilities: dict[str, Any] = {
             "m.room_versions": {
                 "default": server.default_room_version,
                 "available": {v: "stable" for v in KNOWN_ROOM_VERSIONS},
@@ -61,9 +63,13 @@ def register(router: Router, config: Any) -> None:
             "m.set_displayname": {"enabled": config.registration.enable_set_displayname},
             "m.set_avatar_url": {"enabled": config.registration.enable_set_avatar_url},
             "m.3pid_changes": {"enabled": False},
-            "m.get_login_token": {"enabled": False},
+            "m.get_login_token": get_login_token,
             "m.profile_fields": profile_fields,
-        }}
+        }
+        if request.requester is not None and request.requester.is_admin:
+            # Server admins may lock and suspend accounts (spec v1.18; omitted for everyone else).
+            capabilities["m.account_moderation"] = {"suspend": True, "lock": True}
+        return 200, {"capabilities": capabilities}
 
     router.add("GET", "/_matrix/client/versions", get_versions, name="get_versions", auth="none")
     router.add("GET", "/.well-known/matrix/client", get_wellknown, name="get_wellknown", auth="none")

@@ -32,6 +32,10 @@ class TokenInfo:
     refresh_token_id: int | None
     # A refreshed access token's first use revokes the refresh token it replaced.
     used: bool = True
+    # Account moderation (spec "Account locking", "Account suspension"), read
+    # with the token so that checking them costs no query of its own.
+    locked: bool = False
+    suspended: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,14 +50,16 @@ class UserInfo:
     shadow_banned: bool
     locked: bool
     appservice_id: str | None
+    suspended: bool = False
 
 
-_USER_COLS = "user_id, password_hash, creation_ts, admin, is_guest, deactivated, user_type, shadow_banned, locked, appservice_id"
+_USER_COLS = ("user_id, password_hash, creation_ts, admin, is_guest, deactivated, user_type, shadow_banned, locked,"
+              " appservice_id, suspended")
 
 
 def _user(row: tuple) -> UserInfo:
     return UserInfo(row[0], row[1], row[2], bool(row[3]), bool(row[4]), bool(row[5]), row[6],
-                    bool(row[7]), bool(row[8]), row[9])
+                    bool(row[7]), bool(row[8]), row[9], bool(row[10]))
 
 
 class UserStore:
@@ -121,6 +127,24 @@ class UserStore:
         await self._db.execute("set_deactivated", "UPDATE users SET deactivated = ? WHERE user_id = ?",
                                1 if deactivated else 0, user_id)
         self._token_cache.clear()
+
+    async def set_locked(self, user_id: str, locked: bool) -> None:
+        """Lock or unlock an account; its tokens stay valid (spec: "Account locking")."""
+        await self._set_moderation_flag("set_locked", "locked", user_id, locked)
+
+    async def set_suspended(self, user_id: str, suspended: bool) -> None:
+        """Suspend or unsuspend an account (spec: "Account suspension")."""
+        await self._set_moderation_flag("set_suspended", "suspended", user_id, suspended)
+
+    async def _set_moderation_flag(self, name: str, column: str, user_id: str, value: bool) -> None:
+        # The flags travel with cached token infos: drop this user's entries
+        # (only theirs, found through the tokens table) in the same step.
+        def _txn(txn: Txn) -> list[str]:
+            txn.execute(f"UPDATE users SET {column} = ? WHERE user_id = ?", (1 if value else 0, user_id))
+            txn.execute("SELECT token FROM access_tokens WHERE user_id = ?", (user_id,))
+            return [r[0] for r in txn.fetchall()]
+        for token in await self._db.run_txn(name, _txn):
+            self._token_cache.pop(token)
 
     async def count_users(self) -> int:
         rows = await self._db.execute("count_users", "SELECT COUNT(*) FROM users")
@@ -218,12 +242,13 @@ class UserStore:
         rows = await self._db.execute(
             "get_token",
             "SELECT t.id, t.user_id, t.device_id, t.valid_until_ts, u.is_guest, u.admin, u.deactivated,"
-            " t.puppets_user_id, t.refresh_token_id, t.used FROM access_tokens t JOIN users u ON u.user_id = t.user_id"
-            " WHERE t.token = ?", token)
+            " t.puppets_user_id, t.refresh_token_id, t.used, u.locked, u.suspended"
+            " FROM access_tokens t JOIN users u ON u.user_id = t.user_id WHERE t.token = ?", token)
         if not rows:
             return None
         r = rows[0]
-        info = TokenInfo(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), bool(r[6]), r[7], r[8], bool(r[9]))
+        info = TokenInfo(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), bool(r[6]), r[7], r[8], bool(r[9]),
+                         bool(r[10]), bool(r[11]))
         self._token_cache.set(token, info)
         return info
 
