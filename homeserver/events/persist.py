@@ -279,9 +279,13 @@ class EventPersister:
         if new_head is not None:
             self._heads.commit(new_head)
         extra_users: set[str] = set()
+        recent = self._events.recent
         for item in items:
             ev = item.event
             self._events.cache_event(ev)
+            so = ev.internal.get("stream_ordering")
+            if so is not None:  # before the frontier passes it (see storage/recent_events.py)
+                recent.add(room_id, so, ev.event_id, ev.type, ev.sender)
             ctx = item.context
             if ctx.new_group is not None:
                 self._state.remember_group(ctx.new_group, ctx.new_group_prev, ctx.new_group_delta_depth,

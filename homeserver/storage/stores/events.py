@@ -16,6 +16,7 @@ from homeserver.protocol.events import Event
 from homeserver.protocol.redaction import prune_event_dict
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.recent_events import RecentRoomEvents
 from homeserver.util.caches import LruCache
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class EventStore:
         self._db = db
         self._room_versions = room_versions
         self._cache: LruCache[str, Event] = LruCache("events", 50_000)
+        # The newest events of active rooms, for incremental /sync (filled by the persister).
+        self.recent = RecentRoomEvents()
 
     # ---------------------------------------------------------------- reads
     def _row_to_event(self, row: tuple, room_version: RoomVersion) -> Event:
@@ -153,10 +156,23 @@ class EventStore:
         """
         if not room_ids:
             return {}
+        out: dict[str, tuple[list[str], bool]] = {}
+        if since is not None:
+            # Most incremental syncs ask for a few new events: served from memory.
+            misses = []
+            for room_id in room_ids:
+                got = self.recent.get(room_id, since, upto, limit, types, not_types, senders, not_senders)
+                if got is None:
+                    misses.append(room_id)
+                elif got[0] or got[1]:
+                    out[room_id] = got
+            if not misses:
+                return out
+            room_ids = misses
         where, wargs = _filter_clause(types, not_types, senders, not_senders)
 
         def _txn(txn: Txn) -> dict[str, tuple[list[str], bool]]:
-            out: dict[str, tuple[list[str], bool]] = {}
+            found: dict[str, tuple[list[str], bool]] = {}
             for chunk in _chunks(room_ids, 200):
                 args: list[Any] = list(chunk) + [upto]
                 since_clause = ""
@@ -175,13 +191,14 @@ class EventStore:
                     args,
                 )
                 for room_id, event_id in txn.fetchall():
-                    out.setdefault(room_id, ([], False))[0].append(event_id)
-            for room_id, (ids, _) in list(out.items()):
+                    found.setdefault(room_id, ([], False))[0].append(event_id)
+            for room_id, (ids, _) in list(found.items()):
                 if len(ids) > limit:
-                    out[room_id] = (ids[1:], True)
-            return out
+                    found[room_id] = (ids[1:], True)
+            return found
 
-        return await self._db.run_txn("recent_events_for_rooms", _txn)
+        out.update(await self._db.run_txn("recent_events_for_rooms", _txn))
+        return out
 
     async def paginate_room_events(
         self, room_id: str, from_key: tuple[int, int], to_key: tuple[int, int] | None,

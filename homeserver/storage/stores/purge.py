@@ -114,7 +114,7 @@ class PurgeStore:
                 return PurgeBatch(0, None, True, 0, time.perf_counter() - started)
             ids = [r[0] for r in rows if r[0] not in protected][:limit]
             last_ts = max(r[1] for r in rows)
-            queued = self._delete_events_txn(txn, ids, now_ts)
+            queued = self._delete_events_txn(txn, room_id, ids, now_ts)
             done = len(rows) < limit + len(protected)
             return PurgeBatch(len(ids), last_ts, done, queued, time.perf_counter() - started)
 
@@ -133,7 +133,7 @@ class PurgeStore:
                 txn.execute(f"SELECT event_id FROM events WHERE event_id IN ({_marks(len(chunk))})"
                             " AND room_id = ? AND state_key IS NULL", [*chunk, room_id])
                 ids.extend(r[0] for r in txn.fetchall() if r[0] not in protected)
-            queued = self._delete_events_txn(txn, ids, now_ts)
+            queued = self._delete_events_txn(txn, room_id, ids, now_ts)
             return PurgeBatch(len(ids), None, True, queued)
 
         return await self._db.run_txn("purge_events", _txn)
@@ -149,7 +149,7 @@ class PurgeStore:
             protected.add(row[0])
         return protected
 
-    def _delete_events_txn(self, txn: Txn, event_ids: Sequence[str], now_ts: int) -> int:
+    def _delete_events_txn(self, txn: Txn, room_id: str, event_ids: Sequence[str], now_ts: int) -> int:
         """Delete the events and what hangs off them; queue media nothing refers to any more."""
         if not event_ids:
             return 0
@@ -170,6 +170,7 @@ class PurgeStore:
             txn.execute(f"DELETE FROM events WHERE event_id IN ({marks})", args)
         for event_id in event_ids:
             txn.call_after(self._events.invalidate, event_id)
+        txn.call_after(self._events.recent.forget_room, room_id)  # its recent-events window has holes now
         if not media:
             return 0
         orphans = sorted(media - self._referenced_media_txn(txn, sorted(media)))
