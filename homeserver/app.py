@@ -115,7 +115,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
         return StreamToken(**{name: fn() for name, fn in stream_positions.items()})
 
     hs.stream_positions = stream_positions
-    hs.notifier = notifier = Notifier(clock, current_token)
+    hs.notifier = notifier = Notifier(clock, current_token, config.myelin.ephemeral_wake_delay)
 
     hs.auth = auth = AuthHandler(users, clock)
     hs.router = router = Router()

@@ -52,4 +52,11 @@ class MyelinConfig:
     status_posts: StatusPostsConfig = option(
         StatusPostsConfig(), "Status posts that expire."
     )
+    ephemeral_wake_delay: int = option(
+        100,
+        "How long a waiting /sync that only typing or receipts would wake waits for more "
+        "changes before answering (one answer for a burst instead of one each; a new "
+        "event still answers at once). 0 answers every such change at once.",
+        kind=DURATION,
+    )
     testing: TestingConfig = option(TestingConfig(), "Test-suite switches; leave them off.")

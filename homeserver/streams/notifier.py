@@ -33,10 +33,19 @@ class Notifier:
     Args:
         clock: the injected clock (timeouts).
         current_token: returns the current position of every stream.
+        ephemeral_delay_ms: a typing or receipt change wakes the room's waiting
+            syncs this much later, so that a burst of them (a busy room: many
+            people typing and reading) is one answer per sync instead of one
+            per change. Anything else that wakes a sync in the meantime (a new
+            event) answers at once and includes them. A sync that starts
+            waiting after the change returns at once (`wait` compares tokens),
+            so the delay never loses a wake-up. 0: wake at once.
     """
 
-    def __init__(self, clock, current_token: Callable[[], StreamToken]) -> None:
+    def __init__(self, clock, current_token: Callable[[], StreamToken], ephemeral_delay_ms: int = 0) -> None:
         self._clock = clock
+        self._ephemeral_delay = ephemeral_delay_ms / 1000.0
+        self._ephemeral_pending: set[str] = set()
         self._current_token = current_token
         self._by_user: dict[str, set[_Waiter]] = {}
         self._by_room: dict[str, set[_Waiter]] = {}
@@ -122,7 +131,19 @@ class Notifier:
                 logger.exception("event listener failed")
 
     def on_new_room_ephemeral(self, room_id: str) -> None:
-        """Typing or receipts changed in a room."""
+        """Typing or receipts changed in a room (waiters woken after ``ephemeral_delay_ms``)."""
+        if self._ephemeral_delay <= 0:
+            self._wake_room(room_id)
+        elif room_id not in self._ephemeral_pending:
+            # One timer per room: changes until it fires ride along.
+            self._ephemeral_pending.add(room_id)
+            self._clock.call_later(self._ephemeral_delay, self._flush_ephemeral, room_id)
+
+    def _flush_ephemeral(self, room_id: str) -> None:
+        self._ephemeral_pending.discard(room_id)
+        self._wake_room(room_id)
+
+    def _wake_room(self, room_id: str) -> None:
         waiters = self._by_room.get(room_id)
         if waiters:
             self._wake(waiters)

@@ -130,7 +130,7 @@ def test_long_poll_wakes_on_device_list_change(hs):
     hs.reactor.advance(1)
     assert not pending.done()
     alice.upload(device_keys=alice.device_keys())
-    hs.reactor.advance(0.01)
+    hs.reactor.advance(0.1)  # myelin.ephemeral_wake_delay
     assert pending.done()
     assert pending.result().json()["device_lists"]["changed"] == [alice.user_id]
 

@@ -177,8 +177,8 @@ def test_explicit_unavailable_survives_syncing(hs):
     assert _get(hs, tb, alice).json()["presence"] == "unavailable"
 
 
-def test_long_poll_wakes_on_presence_in_the_same_tick(hs):
-    """A waiting sync returns as soon as a room member's presence changes."""
+def test_long_poll_wakes_on_presence_within_the_wake_delay(hs):
+    """A waiting sync returns once myelin.ephemeral_wake_delay (100 ms) after a room member's presence changes."""
     (alice, ta), (bob, tb), room_id = alice_and_bob(hs)
     sync(hs, ta)
     since = sync(hs, tb)["next_batch"]
@@ -186,6 +186,7 @@ def test_long_poll_wakes_on_presence_in_the_same_tick(hs):
     hs.reactor.advance(1)
     assert not pending.done()
     _put(hs, ta, alice, presence="online", status_msg="ping")
+    hs.reactor.advance(0.1)
     assert pending.done()
     assert presence_in(pending.result().json())[alice]["status_msg"] == "ping"
 

@@ -60,14 +60,16 @@ def test_sending_a_message_stops_typing(hs):
     assert typing_in(sync(hs, tb, since), room_id) == [bob]
 
 
-def test_long_poll_wakes_on_typing_in_the_same_tick(hs):
-    """A waiting sync returns as soon as someone in the room starts typing."""
+def test_long_poll_wakes_on_typing_within_the_wake_delay(hs):
+    """A waiting sync returns once myelin.ephemeral_wake_delay (100 ms) after someone starts typing."""
     (alice, ta), (bob, tb), room_id = alice_and_bob(hs)
     since = sync(hs, tb)["next_batch"]
     pending = start_sync(hs, tb, since)
     hs.reactor.advance(1)
     assert not pending.done()
     set_typing(hs, ta, room_id, alice, True)
+    assert not pending.done()
+    hs.reactor.advance(0.1)
     assert pending.done()
     assert typing_in(pending.result().json(), room_id) == [alice]
 
