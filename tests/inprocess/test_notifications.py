@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.inprocess.harness import make_user
+from tests.inprocess.harness import make_user, run_sync
 from tests.inprocess.test_receipts_support import C, alice_and_bob, join, q, receipt, send
 
 
@@ -103,9 +103,13 @@ def test_muted_member_has_no_notification(hs):
     carol, tc = make_user(hs, "carol")
     join(hs, tc, room_id)
     hs.request("PUT", C + f"/pushrules/global/room/{q(room_id)}", {"actions": []}, tc)
-    send(hs, ta, room_id, "hi")
+    event_id = send(hs, ta, room_id, "hi")
     assert len(_notifications(hs, tb)["notifications"]) == 1
     assert _notifications(hs, tc)["notifications"] == []
+    # Carol's placeholder row (it kept the room's base actions from her) is gone after the write.
+    rows = run_sync(hs.reactor, hs.hs.db.execute(
+        "t", "SELECT user_id, notif FROM event_push_actions WHERE event_id = ? ORDER BY user_id", event_id))
+    assert [tuple(r) for r in rows] == [(bob, 1)]
 
 
 def test_old_notifications_are_pruned(hs):

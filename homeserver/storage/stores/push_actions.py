@@ -79,14 +79,14 @@ def insert_push_actions_txn(txn: Txn, room_id: str, local_pattern: str, now: int
     """Write the actions of an event batch (see the module docstring)."""
     for item in items:
         rows = []
-        placeholders = 0
+        placeholders: list[tuple[str, str]] = []
         for user_id, actions in (*item.overrides.items(), *item.extra.items()):
             if actions.notify:
                 rows.append((user_id, item.event_id, room_id, item.stream_ordering, item.thread_id, actions.key, 1,
                              int(actions.highlight), now))
             elif item.base.notify and user_id in item.overrides:
                 rows.append((user_id, item.event_id, room_id, item.stream_ordering, item.thread_id, "[]", 0, 0, now))
-                placeholders += 1
+                placeholders.append((user_id, item.event_id))
         txn.executemany(
             "INSERT INTO event_push_actions (user_id, event_id, room_id, stream_ordering, thread_id, actions, notif,"
             " highlight, received_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, event_id) DO NOTHING",
@@ -100,7 +100,9 @@ def insert_push_actions_txn(txn: Txn, room_id: str, local_pattern: str, now: int
                 (item.event_id, room_id, item.stream_ordering, item.thread_id, item.base.key,
                  int(item.base.highlight), now, room_id, local_pattern, item.sender))
         if placeholders:
-            txn.execute("DELETE FROM event_push_actions WHERE event_id = ? AND notif = 0", (item.event_id,))
+            # By primary key: (user_id, event_id). A delete by event_id alone would scan the table.
+            txn.executemany("DELETE FROM event_push_actions WHERE user_id = ? AND event_id = ? AND notif = 0",
+                            placeholders)
 
 
 class PushActionsStore:
