@@ -318,6 +318,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
 
     hs.sync_handler = SyncHandler(clock, notifier, events, state, members, visibility, serializer,
                                   room_changes, member_changes, getattr(hs, "account_data", None))
+    hs.sync_handler.ephemeral_linger_ms = config.myelin.ephemeral_wake_delay
     hs.sync_handler.max_timeline_limit = config.server.filter_timeline_limit
     sync_api.register(router, hs.sync_handler, getattr(hs, "filter_store", None))
 

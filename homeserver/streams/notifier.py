@@ -17,14 +17,28 @@ from homeserver.streams.tokens import StreamToken
 logger = logging.getLogger(__name__)
 
 
-class _Waiter:
-    __slots__ = ("user_id", "room_ids", "deferred", "done")
+# Streams whose changes are coalesced (`ephemeral_delay_ms`, `linger`).
+_EPHEMERAL_FIELDS = ("typing", "receipts", "presence")
+_OTHER_FIELDS = ("events", "account_data", "to_device", "device_lists", "push_rules")
 
-    def __init__(self, user_id: str, room_ids: frozenset[str]) -> None:
+
+def only_ephemeral_moved(current: StreamToken, seen: StreamToken) -> bool:
+    """True if typing, receipts or presence moved past ``seen`` and nothing else did."""
+    if any(getattr(current, f) > getattr(seen, f) for f in _OTHER_FIELDS):
+        return False
+    return any(getattr(current, f) > getattr(seen, f) for f in _EPHEMERAL_FIELDS)
+
+
+class _Waiter:
+    __slots__ = ("user_id", "room_ids", "deferred", "done", "events_only")
+
+    def __init__(self, user_id: str, room_ids: frozenset[str], events_only: bool = False) -> None:
         self.user_id = user_id
         self.room_ids = room_ids
         self.deferred: defer.Deferred[bool] = defer.Deferred()
         self.done = False
+        # Lingering (see `Notifier.linger`): typing/receipt changes do not end the wait.
+        self.events_only = events_only
 
 
 class Notifier:
@@ -78,7 +92,23 @@ class Notifier:
             return True
         if timeout_ms <= 0:
             return False
-        waiter = _Waiter(user_id, frozenset(room_ids))
+        return await self._wait(_Waiter(user_id, frozenset(room_ids)), timeout_ms)
+
+    async def linger(self, user_id: str, room_ids: Iterable[str], seen: StreamToken, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` unless something other than typing, receipts or
+        presence changes for the user (a new event, to-device, account data…).
+
+        A sync whose token is behind only on those streams lingers this long
+        before computing: one answer then carries the whole burst (a busy room)
+        instead of one answer per change. Returns at once if anything else has
+        already moved past ``seen``.
+        """
+        if not only_ephemeral_moved(self._current_token(), seen) or timeout_ms <= 0:
+            return
+        await self._wait(_Waiter(user_id, frozenset(room_ids), events_only=True), timeout_ms)
+
+    async def _wait(self, waiter: _Waiter, timeout_ms: int) -> bool:
+        user_id = waiter.user_id
         self._by_user.setdefault(user_id, set()).add(waiter)
         for room_id in waiter.room_ids:
             self._by_room.setdefault(room_id, set()).add(waiter)
@@ -146,7 +176,7 @@ class Notifier:
     def _wake_room(self, room_id: str) -> None:
         waiters = self._by_room.get(room_id)
         if waiters:
-            self._wake(waiters)
+            self._wake([w for w in waiters if not w.events_only])
 
     def on_user_change(self, user_ids: Iterable[str]) -> None:
         """Account data, to-device, presence, device lists… for these users."""

@@ -90,6 +90,8 @@ class SyncHandler:
         self.extensions: list[SyncExtension] = []
         # filter_timeline_limit: the most timeline events a client may ask for.
         self.max_timeline_limit = 100
+        # ms a sync behind only on typing/receipts/presence waits for the burst (app.py sets it).
+        self.ephemeral_linger_ms = 0
         # Called when a device starts a sync: (requester, set_presence) (presence…).
         self.on_sync_listeners: list[Any] = []
         # Called with (requester) when a sync request ends, however it ends
@@ -123,6 +125,13 @@ class SyncHandler:
     async def _long_poll(self, requester: Requester, since: StreamToken, timeout_ms: int,
                          sync_filter: Any) -> dict[str, Any]:
         deadline = self._clock.time_msec() + max(0, timeout_ms)
+        if self.ephemeral_linger_ms > 0 and timeout_ms > 0:
+            # Behind only on typing/receipts/presence: let the burst finish
+            # (an event or other change ends the wait at once). See
+            # `Notifier.linger` and myelin.ephemeral_wake_delay.
+            rooms = await self._members.get_rooms_for_user(requester.user_id)
+            await self._notifier.linger(requester.user_id, rooms, since,
+                                        min(self.ephemeral_linger_ms, timeout_ms))
         # Metrics time the computing, not the waiting: from the request (or the
         # last wake-up / the timeout) to the response.
         kind, start = "incremental", time.perf_counter()

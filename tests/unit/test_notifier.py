@@ -75,3 +75,35 @@ def test_zero_delay_wakes_at_once():
     a = _wait(notifier, "@a:hs", ["!r:hs"], position[0])
     notifier.on_new_room_ephemeral("!r:hs")
     assert a == [True]
+
+
+def _linger(notifier, user, rooms, seen, timeout_ms):
+    done: list[bool] = []
+    d = defer.ensureDeferred(notifier.linger(user, rooms, seen, timeout_ms))
+    d.addCallback(lambda _: done.append(True))
+    return done
+
+
+def test_linger_waits_out_a_burst_of_ephemeral_changes_but_not_an_event():
+    clock, position, notifier = _setup(100)
+    seen = position[0]
+    position[0] = StreamToken.from_string("s1_0_0_2_3_0_0_0")  # only typing and receipts moved
+    lingering = _linger(notifier, "@a:hs", ["!r:hs"], seen, 100)
+    assert lingering == []
+    notifier.on_new_room_ephemeral("!r:hs")  # more of the burst: does not end the linger
+    clock.reactor.advance(0.1)
+    assert lingering == [True]
+    # A new event ends it at once.
+    lingering = _linger(notifier, "@a:hs", ["!r:hs"], seen, 100)
+    notifier.on_new_room_event("!r:hs", 9)
+    assert lingering == [True]
+
+
+def test_linger_returns_at_once_when_more_than_ephemeral_moved_or_nothing_did():
+    clock, position, notifier = _setup(100)
+    seen = position[0]
+    assert _linger(notifier, "@a:hs", ["!r:hs"], seen, 100) == [True]  # nothing moved
+    position[0] = StreamToken.from_string("s2_0_0_1_0_0_0_0")  # an event and typing
+    assert _linger(notifier, "@a:hs", ["!r:hs"], seen, 100) == [True]
+    position[0] = StreamToken.from_string("s1_0_1_1_0_0_0_0")  # to-device and typing
+    assert _linger(notifier, "@a:hs", ["!r:hs"], seen, 100) == [True]
