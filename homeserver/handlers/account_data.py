@@ -20,6 +20,7 @@ from homeserver.http.requester import Requester
 from homeserver.storage.stores.account_data import AccountDataStore
 from homeserver.streams.ids import StreamIdGenerator
 from homeserver.streams.notifier import Notifier
+from homeserver.streams.waker import FrontierWaker
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,8 @@ class AccountDataHandler:
 
     def __init__(self, store: AccountDataStore, stream_ids: StreamIdGenerator, notifier: Notifier) -> None:
         self._store = store
-        self._stream_ids = stream_ids
-        self._notifier = notifier
-        # Changes committed but not yet below the stream's frontier.
-        self._pending: list[tuple[int, str]] = []
-        stream_ids.add_listener(self._on_stream_advanced)
+        # Wakes the user's syncs once a change is below the stream's frontier.
+        self._waker = FrontierWaker(stream_ids, notifier)
         # Global types whose content another handler owns (``m.push_rules``):
         # GET of such a type asks the reader instead of the table.
         self.global_readers: dict[str, AccountDataReader] = {}
@@ -142,17 +140,7 @@ class AccountDataHandler:
             raise MatrixError("M_BAD_JSON", f"Cannot set {data_type} through this API.", status=405)
 
     def _changed(self, stream_id: int, user_id: str) -> None:
-        self._pending.append((stream_id, user_id))
-        self._on_stream_advanced(self._stream_ids.get_current())
-
-    def _on_stream_advanced(self, current: int) -> None:
-        if not self._pending:
-            return
-        ready = [p for p in self._pending if p[0] <= current]
-        if not ready:
-            return
-        self._pending = [p for p in self._pending if p[0] > current]
-        self._notifier.on_user_change({user_id for _, user_id in ready})
+        self._waker.add(stream_id, (user_id,))
 
 
 def _check_tag_name(tag: str) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable, Sequence
 
-from homeserver.handlers.to_device import FrontierWaker
+from homeserver.streams.waker import FrontierWaker
 from homeserver.protocol.events import Event
 from homeserver.storage.stores.device_lists import DeviceListStore
 from homeserver.storage.stores.rooms import MembershipStore

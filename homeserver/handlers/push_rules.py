@@ -32,6 +32,7 @@ from homeserver.storage.stores.push_rules import PushRulesStore, RuleNotFound, U
 from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.ids import StreamIdGenerator
 from homeserver.streams.notifier import Notifier
+from homeserver.streams.waker import FrontierWaker
 from homeserver.util.caches import LruCache
 
 logger = logging.getLogger(__name__)
@@ -71,12 +72,9 @@ class PushRulesHandler:
 
     def __init__(self, store: PushRulesStore, stream_ids: StreamIdGenerator, notifier: Notifier) -> None:
         self._store = store
-        self._stream_ids = stream_ids
-        self._notifier = notifier
         # Users whose rules changed, by position (a sync skips the query when none did).
         self.changes = StreamChangeCache("push_rules", stream_ids.get_current())
-        self._pending: list[tuple[int, str]] = []
-        stream_ids.add_listener(self._on_stream_advanced)
+        self._waker = FrontierWaker(stream_ids, notifier)
         self._rulesets: LruCache[str, CompiledRuleset] = LruCache("push_rulesets", 200_000)
         self._interned: weakref.WeakValueDictionary[str, CompiledRuleset] = weakref.WeakValueDictionary()
         # Bumped on every change: a load that raced with a change is not cached.
@@ -239,17 +237,7 @@ class PushRulesHandler:
                 listener(user_id)
             except Exception:
                 logger.exception("push rules change listener failed")
-        self._pending.append((stream_id, user_id))
-        self._on_stream_advanced(self._stream_ids.get_current())
-
-    def _on_stream_advanced(self, current: int) -> None:
-        if not self._pending:
-            return
-        ready = [p for p in self._pending if p[0] <= current]
-        if not ready:
-            return
-        self._pending = [p for p in self._pending if p[0] > current]
-        self._notifier.on_user_change({user_id for _, user_id in ready})
+        self._waker.add(stream_id, (user_id,))
 
 
 class PushRulesSyncExtension:

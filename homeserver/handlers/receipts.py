@@ -41,6 +41,7 @@ from homeserver.storage.stores.rooms import MembershipStore
 from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.ids import StreamIdGenerator
 from homeserver.streams.notifier import Notifier
+from homeserver.streams.waker import FrontierWaker
 from homeserver.util.caches import LruCache
 from homeserver.util.clock import Clock
 from homeserver.util.linearizer import Linearizer
@@ -106,7 +107,6 @@ class ReceiptsHandler:
         self._ids = stream_ids
         self._events = events
         self._members = members
-        self._notifier = notifier
         self._clock = clock
         self._account_data = account_data
         self._account_data_reader = account_data_reader
@@ -125,9 +125,8 @@ class ReceiptsHandler:
         self._delivered_queue: dict[tuple[str, str], tuple[Receipt, set[str]]] = {}
         self._flush_timer: Any = None
         self._flush_lock = Linearizer("delivered_receipts_flush")
-        # Written but not yet below the frontier: (position, rooms to wake, users to wake).
-        self._pending: list[tuple[int, set[str], set[str]]] = []
-        stream_ids.add_listener(self._on_stream_advanced)
+        # Wakes rooms and users once a write is below the frontier.
+        self._waker = FrontierWaker(stream_ids, notifier)
         # Called with (user_id) on a client's receipt (presence activity).
         self.activity_listeners: list[Any] = []
 
@@ -264,7 +263,7 @@ class ReceiptsHandler:
                     self.room_changes.entity_changed(r.room_id, stream_id)
                     rooms.add(r.room_id)
             if written:
-                self._pending.append((stream_id, rooms, users))
+                self._waker.add(stream_id, users, rooms)
             self._ids.finish(stream_id)
         return written
 
@@ -329,21 +328,6 @@ class ReceiptsHandler:
                 return  # the marker only moves forward
         await self._account_data.add_account_data_for_user(user_id, room_id, FULLY_READ,
                                                            {"event_id": event.event_id})
-
-    def _on_stream_advanced(self, current: int) -> None:
-        if not self._pending:
-            return
-        ready = [p for p in self._pending if p[0] <= current]
-        if not ready:
-            return
-        self._pending = [p for p in self._pending if p[0] > current]
-        users: set[str] = set()
-        for _pos, rooms, wake in ready:
-            for room_id in rooms:
-                self._notifier.on_new_room_ephemeral(room_id)
-            users.update(wake)
-        if users:
-            self._notifier.on_user_change(users)
 
 
 # Global account data that holds Myelin's privacy settings.

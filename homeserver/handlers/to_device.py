@@ -18,7 +18,7 @@ P (`FrontierWaker`), so a woken sync always sees the message.
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
 from homeserver.errors import MatrixError
 from homeserver.http.requester import Requester
@@ -27,6 +27,7 @@ from homeserver.storage.stores.to_device import ToDeviceStore
 from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.ids import StreamIdGenerator
 from homeserver.streams.notifier import Notifier
+from homeserver.streams.waker import FrontierWaker
 from homeserver.util.caches import LruCache
 from homeserver.util.clock import Clock
 
@@ -39,41 +40,6 @@ TXN_ID_LIFETIME_MS = 24 * 3600 * 1000
 _PRUNE_INTERVAL_MS = 3600 * 1000
 
 RemoteSender = Callable[[str, str, str, dict[str, dict[str, Any]]], Awaitable[None]]
-
-
-class FrontierWaker:
-    """Wakes waiting syncs for stream changes once the stream's committed frontier passes them.
-
-    Args:
-        stream_ids: the stream's positions.
-        notifier: whose waiters to wake.
-    """
-
-    def __init__(self, stream_ids: StreamIdGenerator, notifier: Notifier) -> None:
-        self._stream_ids = stream_ids
-        self._notifier = notifier
-        self._pending: list[tuple[int, frozenset[str], frozenset[str]]] = []
-        stream_ids.add_listener(self._on_advanced)
-
-    def add(self, position: int, user_ids: Iterable[str], room_ids: Iterable[str] = ()) -> None:
-        """Wake these users' and rooms' waiters once ``position`` is committed and current."""
-        self._pending.append((position, frozenset(user_ids), frozenset(room_ids)))
-        self._on_advanced(self._stream_ids.get_current())
-
-    def _on_advanced(self, current: int) -> None:
-        if not self._pending:
-            return
-        ready = [p for p in self._pending if p[0] <= current]
-        if not ready:
-            return
-        self._pending = [p for p in self._pending if p[0] > current]
-        users = set().union(*(p[1] for p in ready))
-        rooms = set().union(*(p[2] for p in ready))
-        self._notifier.on_user_change(users)
-        for room_id in rooms:
-            # Wakes the room's waiters (the notifier's name is about typing and
-            # receipts, but the effect is exactly "wake by room").
-            self._notifier.on_new_room_ephemeral(room_id)
 
 
 class ToDeviceHandler:
