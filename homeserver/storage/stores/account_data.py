@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.stream_writes import write_at_new_position
 from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.ids import StreamIdGenerator
 
@@ -197,35 +198,16 @@ class AccountDataStore:
         returns whether it wrote anything; if not, None is returned.
         """
         assert self._stream_ids is not None, "AccountDataStore has no stream ID generator"
-        stream_ids = self._stream_ids
-        stream_id = stream_ids.next_id()
-        finished = False
 
-        def _finish() -> None:
-            nonlocal finished
-            if not finished:
-                finished = True
-                stream_ids.finish(stream_id)
+        def _txn(txn: Txn, stream_id: int) -> bool:
+            result = write(txn, stream_id)
+            return bool(result) if conditional else True
 
-        def _committed(wrote: bool) -> None:
+        def _committed(wrote: bool, stream_id: int) -> None:
             if wrote and self._changes is not None:
                 self._changes.entity_changed(user_id, stream_id)
-            _finish()
 
-        def _txn(txn: Txn) -> bool:
-            txn.call_on_exception(_finish)
-            result = write(txn, stream_id)
-            wrote = bool(result) if conditional else True
-            txn.call_after(_committed, wrote)
-            return wrote
-
-        try:
-            wrote = await self._db.run_txn(name, _txn)
-        except BaseException:
-            # Also covers failures before the transaction started (no
-            # connection), which run no exception callbacks.
-            _finish()
-            raise
+        stream_id, wrote = await write_at_new_position(self._db, self._stream_ids, name, _txn, _committed)
         if conditional and not wrote:
             return None
         return stream_id

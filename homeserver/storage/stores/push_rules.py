@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 import orjson
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.stream_writes import write_at_new_position
 from homeserver.streams.ids import StreamIdGenerator
 
 
@@ -208,26 +209,11 @@ class PushRulesStore:
         change that is not visible and never waits for one that failed.
         """
         assert self._stream_ids is not None, "PushRulesStore has no stream ID generator"
-        stream_ids = self._stream_ids
-        stream_id = stream_ids.next_id()
-        finished = False
 
-        def _finish() -> None:
-            nonlocal finished
-            if not finished:
-                finished = True
-                stream_ids.finish(stream_id)
-
-        def _txn(txn: Txn) -> None:
-            txn.call_on_exception(_finish)
+        def _txn(txn: Txn, stream_id: int) -> None:
             write(txn)
             txn.execute("INSERT INTO push_rules_stream (user_id, stream_id) VALUES (?, ?)"
                         " ON CONFLICT (user_id) DO UPDATE SET stream_id = excluded.stream_id", (user_id, stream_id))
-            txn.call_after(_finish)
 
-        try:
-            await self._db.run_txn(name, _txn)
-        except BaseException:
-            _finish()
-            raise
+        stream_id, _ = await write_at_new_position(self._db, self._stream_ids, name, _txn)
         return stream_id
