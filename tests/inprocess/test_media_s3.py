@@ -8,33 +8,15 @@ import uuid
 import pytest
 
 from tests.inprocess.harness import InProcessServer, make_user
+from tests.inprocess.s3_support import s3_client, s3_endpoint  # noqa: F401 (fixture)
 from tests.unit.test_media_samples import animated, image_bytes, open_image
 
 V1 = "/_matrix/client/v1/media"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A real S3 API (moto in server mode) on a free loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _s3_client(endpoint: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
-
-
 def _server(tmp_path, endpoint: str, local_cache: bool) -> tuple[InProcessServer, str]:
     bucket = "media-" + uuid.uuid4().hex[:10]
-    _s3_client(endpoint).create_bucket(Bucket=bucket)
+    s3_client(endpoint).create_bucket(Bucket=bucket)
     hs = InProcessServer(tmp_path, local_media_cache=local_cache, media_storage_providers=[{
         "module": "s3_storage_provider.S3StorageProviderBackend", "store_local": True, "store_remote": True,
         "store_synchronous": True,
@@ -44,7 +26,7 @@ def _server(tmp_path, endpoint: str, local_cache: bool) -> tuple[InProcessServer
 
 
 def _keys(endpoint: str, bucket: str) -> list[str]:
-    resp = _s3_client(endpoint).list_objects_v2(Bucket=bucket)
+    resp = s3_client(endpoint).list_objects_v2(Bucket=bucket)
     return sorted(o["Key"] for o in resp.get("Contents", []))
 
 

@@ -5,41 +5,21 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote
 
-import pytest
-
 from tests.inprocess.harness import InProcessServer, make_user, run_sync
+from tests.inprocess.s3_support import s3_client, s3_endpoint  # noqa: F401 (fixture)
 from tests.unit.test_media_samples import image_bytes
 
 C = "/_matrix/client/v3"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A real S3 API (moto in server mode) on a free loopback port."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _s3(endpoint: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
-
-
 def _keys(endpoint: str, bucket: str) -> list[str]:
-    return sorted(o["Key"] for o in _s3(endpoint).list_objects_v2(Bucket=bucket).get("Contents", []))
+    return sorted(o["Key"] for o in s3_client(endpoint).list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
 def test_purged_media_leaves_s3_with_its_thumbnails(tmp_path, s3_endpoint):
     """A picture only an expired message used is deleted from the bucket, thumbnails included."""
     bucket = "retention-" + uuid.uuid4().hex[:10]
-    _s3(s3_endpoint).create_bucket(Bucket=bucket)
+    s3_client(s3_endpoint).create_bucket(Bucket=bucket)
     hs = InProcessServer(tmp_path, retention={"enabled": True, "purge_jobs": [{"interval": "1d"}]},
                          media_storage_providers=[{
                              "module": "s3_storage_provider.S3StorageProviderBackend", "store_local": True,
