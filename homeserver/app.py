@@ -344,6 +344,8 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     with _Step("receipts and presence streams"):
         receipt_store, presence_store = ReceiptStore(db), PresenceStore(db)
         hs.receipt_ids = StreamIdGenerator("receipts", receipt_store.get_max_stream_id_blocking())
+        receipt_store.start_recent(hs.receipt_ids.get_current())
+        hs.receipt_store = receipt_store
         hs.presence_ids = StreamIdGenerator("presence", presence_store.get_max_stream_id_blocking())
     hs.typing = TypingHandler(clock, members, notifier)
     stream_positions["typing"] = hs.typing.get_current_position

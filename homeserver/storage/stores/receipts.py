@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 import orjson
 
 from homeserver.storage.database import Database, Txn
+from homeserver.storage.recent_receipts import RecentReceipts
 
 # thread_id column value of an unthreaded receipt.
 UNTHREADED = ""
@@ -48,6 +49,13 @@ def _chunks(seq: Sequence[Any], n: int = 500) -> Iterable[Sequence[Any]]:
 class ReceiptStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Lately changed receipts for incremental syncs (storage/recent_receipts.py);
+        # `start_recent` sets it up once the stream's start position is known.
+        self.recent: RecentReceipts | None = None
+
+    def start_recent(self, position: int) -> None:
+        """Keep recent changes in memory from ``position`` (the receipts stream's current one)."""
+        self.recent = RecentReceipts(position)
 
     def get_max_stream_id_blocking(self) -> int:
         """The highest receipts position in the database (start-up only)."""
@@ -75,7 +83,11 @@ class ReceiptStore:
                 [(r.room_id, r.receipt_type, r.user_id, r.thread_id, r.event_id, r.event_stream_ordering,
                   orjson.dumps(r.data).decode(), stream_id) for r in receipts])
             txn.execute(f"SELECT {_COLS} FROM receipts WHERE stream_id = ?", (stream_id,))
-            return [_row(r) for r in txn.fetchall()]
+            written = [_row(r) for r in txn.fetchall()]
+            if self.recent is not None:
+                # After the commit, before the caller finishes the position.
+                txn.call_after(self.recent.add, written)
+            return written
 
         return await self._db.run_txn("upsert_receipts", _txn)
 
@@ -84,6 +96,10 @@ class ReceiptStore:
         """Receipts of these rooms changed in (since, upto]; all of them if ``since`` is None."""
         if not room_ids:
             return []
+        if since is not None and self.recent is not None:
+            got = self.recent.get(room_ids, since, upto)
+            if got is not None:
+                return got
 
         def _txn(txn: Txn) -> list[Receipt]:
             out: list[Receipt] = []
