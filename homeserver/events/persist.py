@@ -108,7 +108,12 @@ class EventPersister:
         self._pending: list[tuple[int, str, set[str]]] = []
 
     def add_listener(self, cb: Any) -> None:
-        """``cb(events)`` after every committed batch (federation sender, caches…)."""
+        """``cb(events)`` after every committed batch (federation sender, caches…).
+
+        Listeners run before waiting syncs are woken for the batch, so the
+        caches they update (visibility, relation summaries, …) are already
+        fresh when those syncs serialize its events.
+        """
         self._listeners.append(cb)
 
     def add_stage(self, name: str, write: Callable[[Txn, Sequence[PersistItem], Any], None],
@@ -303,12 +308,14 @@ class EventPersister:
         for so in orderings:
             if so is not None:
                 self._stream_ids.finish(so)
-        self._flush_notifications()
+        # Listeners first: a woken sync runs at once (synchronously, up to its
+        # first database read) and must find their caches up to date.
         for cb in self._listeners:
             try:
                 cb([i.event for i in items])
             except Exception:
                 logger.exception("persist listener failed")
+        self._flush_notifications()
 
 
 def _str_or_none(v: Any) -> str | None:

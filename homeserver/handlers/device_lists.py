@@ -66,9 +66,9 @@ class DeviceListHandler:
         self._self_changes = StreamChangeCache("device_lists_self", stream_ids.get_current())
         # Rooms with membership changes, by events position, and the last
         # position of each room `on_events_persisted` has seen. The persister
-        # calls its listeners after it has woken waiting syncs, so a woken
-        # sync may run before the listener: a room with events past what the
-        # listener has seen is looked up in the database instead.
+        # calls its listeners before it wakes waiting syncs; still, a room with
+        # events past what the listener has seen (a listener that failed, a
+        # batch whose wake-up is held back) is looked up in the database.
         self._room_member_changes = StreamChangeCache("device_lists_room_members", events_position)
         self._room_seen: LruCache[str, int] = LruCache("device_lists_room_seen", 100_000)
 

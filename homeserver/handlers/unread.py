@@ -37,6 +37,7 @@ events it already includes.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -58,6 +59,8 @@ MAIN_THREAD = "main"
 # A recount starts over with the newer events this many times at most when
 # batches keep committing under it (each try reads only the new events).
 MAX_RECOUNT_ATTEMPTS = 10
+# (user, room) count sets kept in memory for /sync (`CountsCache`).
+COUNTS_CACHE_SIZE = 100_000
 
 
 class ActionsLike(Protocol):
@@ -177,6 +180,61 @@ def batch_counts(evaluations: Sequence[EvaluationLike], is_local: Callable[[str]
     return increments, {k: (v[0], v[1]) for k, v in resets.items()}
 
 
+class CountsCache:
+    """The counts /sync last read per (user, room), until they may have changed.
+
+    A room's entries go when a batch of its events commits (a persist
+    listener, which runs before waiting syncs are woken); a user's entry for
+    a room goes when a read receipt's recount replaced it (before the
+    receipt's stream position is finished). A read that was in flight while
+    anything was invalidated is not kept (``generation``), so an entry never
+    predates a change it missed.
+    """
+
+    def __init__(self, max_entries: int = COUNTS_CACHE_SIZE) -> None:
+        self.max_entries = max_entries
+        self._entries: collections.OrderedDict[tuple[str, str], dict[str, Counts]] = collections.OrderedDict()
+        self._by_room: dict[str, set[str]] = {}
+        self.generation = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, user_id: str, room_id: str) -> dict[str, Counts] | None:
+        got = self._entries.get((user_id, room_id))
+        if got is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return got
+
+    def put(self, user_id: str, room_id: str, counts: dict[str, Counts], generation: int) -> None:
+        """Keep counts read from the database, if nothing was invalidated since ``generation``."""
+        if generation != self.generation:
+            return
+        self._entries[(user_id, room_id)] = counts
+        self._by_room.setdefault(room_id, set()).add(user_id)
+        while len(self._entries) > self.max_entries:
+            (old_user, old_room), _ = self._entries.popitem(last=False)
+            self._forget_index(old_user, old_room)
+
+    def invalidate_room(self, room_id: str) -> None:
+        self.generation += 1
+        for user_id in self._by_room.pop(room_id, ()):
+            self._entries.pop((user_id, room_id), None)
+
+    def invalidate(self, user_id: str, room_id: str) -> None:
+        self.generation += 1
+        if self._entries.pop((user_id, room_id), None) is not None:
+            self._forget_index(user_id, room_id)
+
+    def _forget_index(self, user_id: str, room_id: str) -> None:
+        users = self._by_room.get(room_id)
+        if users is not None:
+            users.discard(user_id)
+            if not users:
+                del self._by_room[room_id]
+
+
 # --------------------------------------------------------------- the handler
 @dataclasses.dataclass(slots=True)
 class PreparedBatch:
@@ -259,6 +317,8 @@ class UnreadCounts:
         self.counted_listeners: list[Callable[[str, int, frozenset[str]], Any]] = []
         # (user_id) after a read receipt changed the user's counts (badge updates).
         self.read_listeners: list[Callable[[str], Any]] = []
+        # What /sync last read, per (user, room).
+        self.cache = CountsCache()
 
     # ------------------------------------------------------- persist stage
     async def prepare_batch(self, items: Sequence[PersistItem]) -> PreparedBatch | None:
@@ -411,6 +471,7 @@ class UnreadCounts:
                 counts.setdefault(only or MAIN_THREAD, (0, 0))
                 newer = await self._store.replace_counts(user_id, room_id, counts, upto, only)
                 if newer is None:
+                    self.cache.invalidate(user_id, room_id)
                     break
                 after = upto
             else:
@@ -423,7 +484,33 @@ class UnreadCounts:
                 logger.exception("read listener failed")
 
     # ----------------------------------------------------------------- sync
+    def on_events_persisted(self, events: Sequence[Event]) -> None:
+        """Persist listener: the rooms' counts may have changed (`CountsCache`)."""
+        for room_id in {ev.room_id for ev in events}:
+            self.cache.invalidate_room(room_id)
+
+    async def get_room_counts(self, user_id: str, room_ids: Sequence[str]) -> dict[str, dict[str, Counts]]:
+        """room -> thread -> the user's counts, for these rooms (those with none left out);
+        from `CountsCache` where it has them, the rest in one read."""
+        out: dict[str, dict[str, Counts]] = {}
+        missing = []
+        for room_id in room_ids:
+            got = self.cache.get(user_id, room_id)
+            if got is None:
+                missing.append(room_id)
+            elif got:
+                out[room_id] = got
+        if missing:
+            generation = self.cache.generation
+            loaded, _ = await self._store.get_counts(user_id, missing, None, 0)
+            for room_id in missing:
+                got = loaded.get(room_id, {})
+                self.cache.put(user_id, room_id, got, generation)
+                if got:
+                    out[room_id] = got
+        return out
+
     async def get_counts(self, user_id: str, room_ids: Sequence[str] | None, since: int | None, upto: int
                          ) -> tuple[dict[str, dict[str, Counts]], set[str]]:
-        """See `PushSummaryStore.get_counts`."""
+        """See `PushSummaryStore.get_counts` (no cache)."""
         return await self._store.get_counts(user_id, room_ids, since, upto)

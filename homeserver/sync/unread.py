@@ -3,10 +3,12 @@
 Counts come from `handlers/unread.py`. Initial sync: every joined room in
 the response. Incremental sync: every joined room in the response (its
 timeline or ephemeral events changed) plus the rooms whose counts moved
-since the token (counted events filtered out of the timeline, the user's own
-read receipts). Counts commit with their events, so the counts read here
-include every event up to the token's events position: a new event and its
-count arrive in the same response. With the timeline filter's ``unread_thread_notifications``,
+since the token (rooms with new events, also when the filter left them out
+of the timeline; rooms of the user's own read receipts). Counts commit with
+their events, so the counts read here include every event up to the token's
+events position: a new event and its count arrive in the same response.
+They are read through `handlers.unread.CountsCache`: a sync woken by typing
+or receipts in a quiet room reads no counts from the database. With the timeline filter's ``unread_thread_notifications``,
 ``unread_notifications`` covers the main timeline and each thread with
 notifications gets its own entry; otherwise all threads are summed.
 """
@@ -43,27 +45,28 @@ class UnreadSyncExtension:
         user_id = ctx.requester.user_id
         join = response.get("rooms", {}).get("join", {})
         in_response = [r for r in join if r in ctx.joined_room_ids]
-        full = ctx.since is None or ctx.full_state
-        if full:
-            counts, changed = await self._unread.get_counts(user_id, in_response, None, ctx.now.events)
-        else:
+        changed: set[str] = set()
+        if not (ctx.since is None or ctx.full_state):
             since = ctx.since
             # Counts move only with new events in the user's rooms or with the
             # user's own receipts: with neither, a waiting sync asks nothing.
-            events_moved = self._room_changes.get_entities_changed(ctx.joined_room_ids, since.events) != set()
+            events_changed = self._room_changes.get_entities_changed(ctx.joined_room_ids, since.events)
             receipts_moved = (since.receipts < ctx.now.receipts
                               and self._read_changes.has_entity_changed(user_id, since.receipts))
-            if not in_response and not events_moved and not receipts_moved:
+            if not in_response and not events_changed and not receipts_moved:
                 return
-            counts, changed = await self._unread.get_counts(user_id, in_response,
-                                                            since.events if events_moved else None,
-                                                            ctx.now.events)
+            if events_changed is None:
+                # The change cache does not reach back to the token: ask the table.
+                _, changed = await self._unread.get_counts(user_id, [], since.events, ctx.now.events)
+            else:
+                changed = set(events_changed)  # rooms with new events (filtered out of the timeline too)
             if receipts_moved:
                 changed |= await self._receipts.get_rooms_with_read_changes(user_id, since.receipts,
                                                                            ctx.now.receipts)
         room_filter = ctx.filter.room
         threaded = room_filter.timeline.unread_thread_notifications
         rooms = set(in_response) | {r for r in changed if r in ctx.joined_room_ids and room_filter.room_allowed(r)}
+        counts = await self._unread.get_room_counts(user_id, sorted(rooms))
         for room_id in sorted(rooms):
             entry = ctx.room_entry(response, room_id)
             threads = counts.get(room_id, {})
