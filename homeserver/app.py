@@ -353,8 +353,8 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     stream_positions["presence"] = hs.presence_ids.get_current
     hs.unread = UnreadCounts(PushSummaryStore(db), receipt_store, events, clock, server_name)
     # Counts and push actions commit in the events' own transaction.
-    persister.add_stage("unread_counts", hs.unread.write_batch_txn, hs.unread.prepare_batch)
-    persister.add_listener(hs.unread.on_events_persisted)  # its counts cache
+    persister.add_stage("unread_counts", hs.unread.write_batch_txn, hs.unread.prepare_batch,
+                        hs.unread.batch_committed)
     hs.receipts = ReceiptsHandler(receipt_store, hs.receipt_ids, events, members, notifier, clock,
                                   hs.account_data_handler, hs.account_data, hs.unread,
                                   config.myelin.delivery_receipts.enabled, hs.account_data_ids.get_current)

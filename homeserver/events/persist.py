@@ -79,11 +79,14 @@ class PersistStage:
         write: ``write(txn, items, state)`` inside the transaction.
         prepare: ``await prepare(items)`` before it; its result is ``state``
             (None when there is no prepare).
+        committed: ``committed(items, state)`` after the commit, with the
+            persister's own cache updates, before listeners and wake-ups.
     """
 
     name: str
     write: Callable[[Txn, Sequence[PersistItem], Any], None]
     prepare: Callable[[Sequence[PersistItem]], Awaitable[Any]] | None = None
+    committed: Callable[[Sequence[PersistItem], Any], None] | None = None
 
 
 class EventPersister:
@@ -117,15 +120,19 @@ class EventPersister:
         self._listeners.append(cb)
 
     def add_stage(self, name: str, write: Callable[[Txn, Sequence[PersistItem], Any], None],
-                  prepare: Callable[[Sequence[PersistItem]], Awaitable[Any]] | None = None) -> None:
+                  prepare: Callable[[Sequence[PersistItem]], Awaitable[Any]] | None = None,
+                  committed: Callable[[Sequence[PersistItem], Any], None] | None = None) -> None:
         """Write derived data in every batch's transaction (see the module docstring).
 
         Args:
             name: for logs.
             write: ``write(txn, items, state)``, inside the transaction after the event rows.
             prepare: ``await prepare(items) -> state``, before stream positions are allocated.
+            committed: ``committed(items, state)`` after the commit, before any
+                sync is woken for the batch (keep an in-memory copy of what
+                ``write`` wrote in step with it).
         """
-        self._stages.append(PersistStage(name, write, prepare))
+        self._stages.append(PersistStage(name, write, prepare, committed))
 
     async def _prepare_stages(self, items: Sequence[PersistItem]) -> list[tuple[PersistStage, Any]]:
         """Each stage to write for this batch, with its prepared state."""
@@ -181,7 +188,7 @@ class EventPersister:
                 self._persist_one_txn(txn, item, now)
             if new_head is not None:
                 self._update_extremities_txn(txn, room_id, new_head.extremities)
-            txn.call_after(self._after_commit, items, orderings, new_head)
+            txn.call_after(self._after_commit, items, orderings, new_head, stages)
             # After the event rows, and after `_after_commit` was queued: a
             # stage's own call_after work sees caches and head up to date.
             for stage, state in stages:
@@ -279,7 +286,7 @@ class EventPersister:
                         [(room_id, e) for e in extremities])
 
     def _after_commit(self, items: Sequence[PersistItem], orderings: list[int | None],
-                      new_head: RoomHead | None) -> None:
+                      new_head: RoomHead | None, stages: Sequence[tuple[PersistStage, Any]] = ()) -> None:
         room_id = items[0].event.room_id
         if new_head is not None:
             self._heads.commit(new_head)
@@ -308,8 +315,14 @@ class EventPersister:
         for so in orderings:
             if so is not None:
                 self._stream_ids.finish(so)
-        # Listeners first: a woken sync runs at once (synchronously, up to its
-        # first database read) and must find their caches up to date.
+        # Stages' and listeners' caches first: a woken sync runs at once
+        # (synchronously, up to its first database read) and must find them up to date.
+        for stage, state in stages:
+            if stage.committed is not None:
+                try:
+                    stage.committed(items, state)
+                except Exception:
+                    logger.exception("persist stage %s failed after the commit", stage.name)
         for cb in self._listeners:
             try:
                 cb([i.event for i in items])

@@ -180,26 +180,34 @@ def batch_counts(evaluations: Sequence[EvaluationLike], is_local: Callable[[str]
     return increments, {k: (v[0], v[1]) for k, v in resets.items()}
 
 
-class CountsCache:
-    """The counts /sync last read per (user, room), until they may have changed.
+CountRow = tuple[int, int, int]  # (notifications, highlights, stream_ordering of the row)
 
-    A room's entries go when a batch of its events commits (a persist
-    listener, which runs before waiting syncs are woken); a user's entry for
-    a room goes when a read receipt's recount replaced it (before the
-    receipt's stream position is finished). A read that was in flight while
-    anything was invalidated is not kept (``generation``), so an entry never
-    predates a change it missed.
+
+class CountsCache:
+    """The user's `event_push_summary` rows of a room, as /sync last read them, kept in step.
+
+    An entry is thread -> (notifications, highlights, stream_ordering), as
+    the table holds them. Each committed batch is applied to the room's
+    entries exactly as `PushSummaryStore.apply_batch_txn` applies it to the
+    rows (`apply_batch`, from the counting stage's ``committed`` hook, which
+    runs before any sync is woken for the batch), including its guard: a row
+    whose ``stream_ordering`` already reaches the batch is left alone, so an
+    entry read after the batch committed (but before the hook ran) is not
+    counted twice. A read receipt's recount drops the user's entry (before
+    the receipt's stream position is finished). A read that was in flight
+    while anything changed is not kept (``generation``): it may predate a
+    change that was applied to the entries meanwhile.
     """
 
     def __init__(self, max_entries: int = COUNTS_CACHE_SIZE) -> None:
         self.max_entries = max_entries
-        self._entries: collections.OrderedDict[tuple[str, str], dict[str, Counts]] = collections.OrderedDict()
+        self._entries: collections.OrderedDict[tuple[str, str], dict[str, CountRow]] = collections.OrderedDict()
         self._by_room: dict[str, set[str]] = {}
         self.generation = 0
         self.hits = 0
         self.misses = 0
 
-    def get(self, user_id: str, room_id: str) -> dict[str, Counts] | None:
+    def get(self, user_id: str, room_id: str) -> dict[str, CountRow] | None:
         got = self._entries.get((user_id, room_id))
         if got is None:
             self.misses += 1
@@ -207,15 +215,50 @@ class CountsCache:
             self.hits += 1
         return got
 
-    def put(self, user_id: str, room_id: str, counts: dict[str, Counts], generation: int) -> None:
-        """Keep counts read from the database, if nothing was invalidated since ``generation``."""
+    def put(self, user_id: str, room_id: str, rows: dict[str, CountRow], generation: int) -> None:
+        """Keep rows read from the database, if nothing changed since ``generation``."""
         if generation != self.generation:
             return
-        self._entries[(user_id, room_id)] = counts
+        self._entries[(user_id, room_id)] = rows
         self._by_room.setdefault(room_id, set()).add(user_id)
         while len(self._entries) > self.max_entries:
             (old_user, old_room), _ = self._entries.popitem(last=False)
             self._forget_index(old_user, old_room)
+
+    def apply_batch(self, room_id: str, first_so: int, last_so: int, increments: Sequence[ThreadIncrement],
+                    resets: Mapping[tuple[str, str], Counts], left: Sequence[str]) -> None:
+        """What `PushSummaryStore.apply_batch_txn` did to the rows, done to the room's entries."""
+        self.generation += 1
+        users = self._by_room.get(room_id)
+        if not users:
+            return
+        gone = set(left)
+        for user_id in list(users):
+            key = (user_id, room_id)
+            rows = self._entries[key]
+            if user_id in gone:
+                # Rows deleted; and no longer a member, later batches skip them.
+                del self._entries[key]
+                self._forget_index(user_id, room_id)
+                continue
+            changed = dict(rows)
+            for (reset_user, thread), (n, h) in resets.items():
+                if reset_user == user_id:
+                    row = changed.get(thread)
+                    if row is None or row[2] < first_so:
+                        changed[thread] = (n, h, last_so)
+            for inc in increments:
+                if (user_id, inc.thread_id) in resets:
+                    continue
+                n, h = inc.overrides.get(user_id, (inc.notif, inc.highlight))
+                if user_id not in inc.overrides and not (n or h):
+                    continue  # the base's INSERT ... SELECT did not run or added nothing
+                row = changed.get(inc.thread_id)
+                if row is None:
+                    changed[inc.thread_id] = (n, h, last_so)
+                elif row[2] < first_so:
+                    changed[inc.thread_id] = (row[0] + n, row[1] + h, last_so)
+            self._entries[key] = changed
 
     def invalidate_room(self, room_id: str) -> None:
         self.generation += 1
@@ -484,15 +527,23 @@ class UnreadCounts:
                 logger.exception("read listener failed")
 
     # ----------------------------------------------------------------- sync
-    def on_events_persisted(self, events: Sequence[Event]) -> None:
-        """Persist listener: the rooms' counts may have changed (`CountsCache`)."""
-        for room_id in {ev.room_id for ev in events}:
-            self.cache.invalidate_room(room_id)
+    def batch_committed(self, items: Sequence[PersistItem], prepared: PreparedBatch | None) -> None:
+        """The counting stage's ``committed`` hook: apply the batch to `CountsCache`."""
+        if prepared is None:
+            return  # nothing was written
+        try:
+            positions = [e.internal["stream_ordering"] for e in prepared.counted]
+            self.cache.apply_batch(prepared.room_id, min(positions), max(positions), prepared.increments,
+                                   prepared.resets, prepared.left)
+        except Exception:
+            self.cache.invalidate_room(prepared.room_id)
+            raise
 
-    async def get_room_counts(self, user_id: str, room_ids: Sequence[str]) -> dict[str, dict[str, Counts]]:
-        """room -> thread -> the user's counts, for these rooms (those with none left out);
-        from `CountsCache` where it has them, the rest in one read."""
-        out: dict[str, dict[str, Counts]] = {}
+    async def get_room_counts(self, user_id: str, room_ids: Sequence[str]) -> dict[str, dict[str, CountRow]]:
+        """room -> thread -> the user's (notifications, highlights, row position), for these
+        rooms (those with no rows left out); from `CountsCache` where it has them, the rest
+        in one read."""
+        out: dict[str, dict[str, CountRow]] = {}
         missing = []
         for room_id in room_ids:
             got = self.cache.get(user_id, room_id)
@@ -502,7 +553,7 @@ class UnreadCounts:
                 out[room_id] = got
         if missing:
             generation = self.cache.generation
-            loaded, _ = await self._store.get_counts(user_id, missing, None, 0)
+            loaded = await self._store.get_count_rows(user_id, missing)
             for room_id in missing:
                 got = loaded.get(room_id, {})
                 self.cache.put(user_id, room_id, got, generation)

@@ -218,6 +218,23 @@ class PushSummaryStore:
 
         return await self._db.run_txn("push_summary_counts", _txn)
 
+    async def get_count_rows(self, user_id: str, room_ids: Sequence[str]
+                             ) -> dict[str, dict[str, tuple[int, int, int]]]:
+        """room -> thread -> (notifications, highlights, the row's stream_ordering) of the user."""
+        def _txn(txn: Txn) -> dict[str, dict[str, tuple[int, int, int]]]:
+            out: dict[str, dict[str, tuple[int, int, int]]] = {}
+            for chunk in _chunks(sorted(set(room_ids))):
+                txn.execute("SELECT room_id, thread_id, notif_count, highlight_count, stream_ordering"
+                            f" FROM event_push_summary WHERE user_id = ? AND room_id IN ({','.join('?' * len(chunk))})",
+                            [user_id, *chunk])
+                for room_id, thread_id, notif, highlight, so in txn.fetchall():
+                    out.setdefault(room_id, {})[thread_id] = (int(notif), int(highlight), int(so))
+            return out
+
+        if not room_ids:
+            return {}
+        return await self._db.run_txn("push_summary_counts", _txn)
+
     async def get_badge_count(self, user_id: str, by_room: bool) -> int:
         """The user's unread badge: rooms with notifications (``by_room``), else all notifications."""
         if by_room:
