@@ -17,6 +17,9 @@ from homeserver.streams.tokens import StreamToken
 logger = logging.getLogger(__name__)
 
 
+# Waiting syncs one typing/receipts flush wakes per reactor turn (`Notifier._wake_gradually`).
+EPHEMERAL_WAKE_CHUNK = 8
+
 # Streams whose changes are coalesced (`ephemeral_delay_ms`, `linger`).
 _EPHEMERAL_FIELDS = ("typing", "receipts", "presence")
 _OTHER_FIELDS = ("events", "account_data", "to_device", "device_lists", "push_rules")
@@ -171,7 +174,22 @@ class Notifier:
 
     def _flush_ephemeral(self, room_id: str) -> None:
         self._ephemeral_pending.discard(room_id)
-        self._wake_room(room_id)
+        waiters = self._by_room.get(room_id)
+        if waiters:
+            self._wake_gradually([w for w in waiters if not w.events_only])
+
+    def _wake_gradually(self, waiters: list[_Waiter]) -> None:
+        """Wake ``EPHEMERAL_WAKE_CHUNK`` waiters now and the rest on later reactor turns.
+
+        A woken sync computes at once, so waking a big room's syncs together
+        would hold the reactor for all of them; in chunks, a new message
+        arriving meanwhile is handled between two chunks (and wakes the
+        syncs not yet woken itself, with its event: one answer for both).
+        """
+        self._wake(waiters[:EPHEMERAL_WAKE_CHUNK])
+        rest = waiters[EPHEMERAL_WAKE_CHUNK:]
+        if rest:
+            self._clock.call_later(0, self._wake_gradually, rest)
 
     def _wake_room(self, room_id: str) -> None:
         waiters = self._by_room.get(room_id)
