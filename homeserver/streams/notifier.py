@@ -8,7 +8,7 @@ streams/README.md for the no-lost-wake-up rule.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from twisted.internet import defer
 
@@ -62,7 +62,8 @@ class Notifier:
     def __init__(self, clock, current_token: Callable[[], StreamToken], ephemeral_delay_ms: int = 0) -> None:
         self._clock = clock
         self._ephemeral_delay = ephemeral_delay_ms / 1000.0
-        self._ephemeral_pending: set[str] = set()
+        # room -> its pending flush (a delayed call).
+        self._ephemeral_pending: dict[str, Any] = {}
         self._current_token = current_token
         self._by_user: dict[str, set[_Waiter]] = {}
         self._by_room: dict[str, set[_Waiter]] = {}
@@ -149,7 +150,18 @@ class Notifier:
             self._fire(w, True)
 
     def on_new_room_event(self, room_id: str, stream_ordering: int, extra_users: Iterable[str] = ()) -> None:
-        """A new event in a room (after commit)."""
+        """A new event in a room (after commit).
+
+        It wakes every sync waiting on the room, and they answer with the
+        room's typing and receipt changes too: a pending delayed wake for the
+        room has nothing left to do and is cancelled (changes after this one
+        start a new delay). In a room with steady messages, typing and
+        receipts then ride along with the messages instead of costing every
+        member an answer of their own.
+        """
+        pending = self._ephemeral_pending.pop(room_id, None)
+        if pending is not None and pending.active():
+            pending.cancel()
         waiters = self._by_room.get(room_id)
         if waiters:
             self._wake(waiters)
@@ -169,11 +181,11 @@ class Notifier:
             self._wake_room(room_id)
         elif room_id not in self._ephemeral_pending:
             # One timer per room: changes until it fires ride along.
-            self._ephemeral_pending.add(room_id)
-            self._clock.call_later(self._ephemeral_delay, self._flush_ephemeral, room_id)
+            self._ephemeral_pending[room_id] = self._clock.call_later(
+                self._ephemeral_delay, self._flush_ephemeral, room_id)
 
     def _flush_ephemeral(self, room_id: str) -> None:
-        self._ephemeral_pending.discard(room_id)
+        self._ephemeral_pending.pop(room_id, None)
         waiters = self._by_room.get(room_id)
         if waiters:
             self._wake_gradually([w for w in waiters if not w.events_only])

@@ -52,14 +52,24 @@ def test_a_burst_of_ephemeral_changes_is_one_wake_up_after_the_delay():
     assert timers_after_burst == 3 + 1
 
 
-def test_a_new_event_still_wakes_at_once_during_the_delay():
+def test_a_new_event_still_wakes_at_once_during_the_delay_and_takes_the_pending_wake_along():
     clock, position, notifier = _setup(100)
     a = _wait(notifier, "@a:hs", ["!r:hs"], position[0])
+    other_room = _wait(notifier, "@c:hs", ["!s:hs"], position[0])
     notifier.on_new_room_ephemeral("!r:hs")
+    notifier.on_new_room_ephemeral("!s:hs")
     notifier.on_new_room_event("!r:hs", 7)
     assert a == [True]
-    clock.reactor.advance(0.1)  # the delayed wake finds nobody left: harmless
-    assert notifier.wakeups == 1
+    # A sync that waits again after answering (its token includes the change) is
+    # not woken by the cancelled delayed wake...
+    again = _wait(notifier, "@a:hs", ["!r:hs"], position[0])
+    clock.reactor.advance(0.1)
+    assert again == [] and notifier.wakeups == 2  # ...while the other room's still fires
+    assert other_room == [True]
+    # A change after the event starts a new delay.
+    notifier.on_new_room_ephemeral("!r:hs")
+    clock.reactor.advance(0.1)
+    assert again == [True]
 
 
 def test_a_sync_that_starts_after_the_change_returns_at_once():
