@@ -26,6 +26,7 @@ filter through the `FilterSource` it is given.
 from __future__ import annotations
 
 import re
+from collections import abc
 from typing import Any, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 import orjson
@@ -138,10 +139,12 @@ def _any_type_matches(patterns: Sequence[str], value: str | None) -> bool:
 
 def _fields_of(event: Any) -> tuple[str | None, str | None, str | None, Any]:
     """(type, sender, room_id, content) of an Event object or an event dict."""
-    if isinstance(event, Mapping):
+    # collections.abc, not typing: isinstance against typing.Mapping goes through
+    # a slow Python-level check, and this runs per event per sync.
+    if isinstance(event, abc.Mapping):
         content = event.get("content")
         sender = event.get("sender")
-        if not sender and isinstance(content, Mapping):
+        if not sender and isinstance(content, abc.Mapping):
             # Presence in its event form names its user in content.user_id.
             sender = content.get("user_id")
         return event.get("type"), sender, event.get("room_id"), content

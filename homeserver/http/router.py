@@ -152,10 +152,18 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
+# (method, path) answers `Router.match` remembers; cleared when full.
+MATCH_MEMO_SIZE = 4096
+
+
 class Router:
     def __init__(self) -> None:
         self._routes: list[Route] = []
         self._by_prefix: dict[str, list[Route]] = {}
+        # Most requests repeat a path (a client's /sync, its typing and receipt
+        # URLs): their answer is remembered instead of trying up to every
+        # client route's regex in turn.
+        self._memo: dict[tuple[str, str], tuple[Route | None, dict[str, str], bool]] = {}
 
     def add(self, method: str, pattern: str, handler: Handler, *, name: str | None = None,
             auth: str = "required", allow_guest: bool = False, stream_body: bool = False) -> None:
@@ -165,6 +173,7 @@ class Router:
                       auth, allow_guest, pattern, stream_body)
         self._routes.append(route)
         self._by_prefix.setdefault(self._prefix_key(pattern), []).append(route)
+        self._memo.clear()
 
     @staticmethod
     def _prefix_key(path: str) -> str:
@@ -174,6 +183,16 @@ class Router:
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """(route, params, path_known). path_known: some method matches this path."""
+        key = (method, path)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._match(method, path)
+            if len(self._memo) >= MATCH_MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = got
+        return got[0], dict(got[1]), got[2]
+
+    def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         candidates = self._by_prefix.get(self._prefix_key(path), ())
         path_known = False
         for route in candidates:
