@@ -355,6 +355,7 @@ def build(config: HomeserverConfig, reactor: Any, *, inline_db: bool = False) ->
     # Counts and push actions commit in the events' own transaction.
     persister.add_stage("unread_counts", hs.unread.write_batch_txn, hs.unread.prepare_batch,
                         hs.unread.batch_committed)
+    persister.add_listener(hs.unread.on_events_persisted)
     hs.receipts = ReceiptsHandler(receipt_store, hs.receipt_ids, events, members, notifier, clock,
                                   hs.account_data_handler, hs.account_data, hs.unread,
                                   config.myelin.delivery_receipts.enabled, hs.account_data_ids.get_current)

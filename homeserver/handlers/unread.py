@@ -539,6 +539,15 @@ class UnreadCounts:
             self.cache.invalidate_room(prepared.room_id)
             raise
 
+    def on_events_persisted(self, events: Sequence[Event]) -> None:
+        """Persist listener, a safety net for `CountsCache`: a local member whose
+        membership changed in a batch that was stored without the counting stage
+        (its preparation failed) loses their entry; the table did not change, but
+        later batches count them by their new membership."""
+        for ev in events:
+            if ev.type == "m.room.member" and ev.state_key and self._is_local(ev.state_key):
+                self.cache.invalidate(ev.state_key, ev.room_id)
+
     async def get_room_counts(self, user_id: str, room_ids: Sequence[str]) -> dict[str, dict[str, CountRow]]:
         """room -> thread -> the user's (notifications, highlights, row position), for these
         rooms (those with no rows left out); from `CountsCache` where it has them, the rest

@@ -136,3 +136,25 @@ def test_an_entry_read_after_the_commit_is_not_counted_twice():
     cache.apply_batch("!r:hs", 20, 20, [ThreadIncrement("main", 1, 0, {"@c:hs": (0, 0)})], {}, [])
     assert cache.get("@a:hs", "!r:hs") == {"main": (3, 1, 20)}
     assert cache.get("@b:hs", "!r:hs") == {"main": (3, 0, 20)}
+
+
+def test_a_membership_change_stored_without_the_counting_stage_drops_the_entry(hs, monkeypatch):
+    """If counting cannot even prepare a batch (it is stored without the stage), the
+    entries of members whose membership changed in it go: the table kept their rows,
+    but later batches count them by their new membership."""
+    (alice, ta), (bob, tb), room_id = alice_and_bob(hs)
+    send(hs, ta, room_id, "one")
+    unread_counts = hs.hs.unread
+    run_sync(hs.reactor, unread_counts.get_room_counts(bob, [room_id]))
+    assert unread_counts.cache.get(bob, room_id) is not None
+
+    async def broken(_items):
+        raise RuntimeError("no counting today")
+
+    import dataclasses
+
+    stages = hs.hs.persister._stages  # noqa: SLF001 - the persister holds the stage's bound methods
+    monkeypatch.setattr(hs.hs.persister, "_stages",
+                        [dataclasses.replace(s, prepare=broken) if s.name == "unread_counts" else s for s in stages])
+    assert hs.request("POST", C + f"/rooms/{room_id}/leave", {}, tb).status == 200
+    assert unread_counts.cache.get(bob, room_id) is None
