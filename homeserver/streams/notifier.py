@@ -54,7 +54,8 @@ class Notifier:
             syncs this much later, so that a burst of them (a busy room: many
             people typing and reading) is one answer per sync instead of one
             per change. Anything else that wakes a sync in the meantime (a new
-            event) answers at once and includes them. A sync that starts
+            event) answers at once and includes them; a new event in the room
+            also cancels the room's pending delayed wake. A sync that starts
             waiting after the change returns at once (`wait` compares tokens),
             so the delay never loses a wake-up. 0: wake at once.
     """
