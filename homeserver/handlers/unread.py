@@ -16,7 +16,7 @@ its counts, and any sync that sees the event sees them too ("the updated
 notification count from a new event MUST appear in the same /sync response
 as the event itself"). Before the transaction, `prepare_batch` evaluates the
 batch's push rules for the room's local members as they were before the
-batch, adding the members who join within it (`_BatchJoinEvaluation`);
+batch, adding the members who join within it (`_with_batch_joins`);
 inside it, `write_batch_txn` adds, per thread, the *base* (the actions most
 members got) for every joined local member with one INSERT ... SELECT, after
 a multi-row upsert of the members whose actions differ, and writes the
@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from homeserver.events.persist import PersistItem
 from homeserver.protocol.events import Event
 from homeserver.protocol.push_rules import NO_ACTIONS, BulkResult
+from homeserver.push.evaluator import EventEvaluation
 from homeserver.storage.database import Txn
 from homeserver.storage.stores.events import EventStore
 from homeserver.storage.stores.push_actions import EventPushActions
@@ -300,31 +301,6 @@ class PreparedBatch:
     now: int
 
 
-class _BatchJoinEvaluation:
-    """An event's evaluation that also covers members who joined earlier in its batch.
-
-    The evaluator sees the room's members before the batch; the batch's
-    INSERT ... SELECTs see them after it. Every member who joined in the
-    batch therefore has explicit actions here: their own (evaluated alone)
-    for the events after their join, none for the events before it.
-    """
-
-    __slots__ = ("event", "result", "members", "extra")
-
-    def __init__(self, event: Event, result: BulkResult, members: frozenset[str], extra: Mapping[str, Any]) -> None:
-        self.event = event
-        self.result = result
-        self.members = members
-        self.extra = extra
-
-    def actions_for(self, user_id: str) -> Any:
-        if user_id in self.extra:
-            return self.extra[user_id]
-        if user_id in self.members:
-            return self.result.actions_for(user_id)
-        return NO_ACTIONS
-
-
 class UnreadCounts:
     """Keeps unread notification counts and answers them for /sync.
 
@@ -436,7 +412,13 @@ class UnreadCounts:
 
     async def _with_batch_joins(self, room_id: str, evaluations: Sequence[EvaluationLike]
                                 ) -> Sequence[EvaluationLike]:
-        """Add the local users who join in the batch (see `_BatchJoinEvaluation`)."""
+        """Add the local users who join in the batch.
+
+        The evaluator sees the room's members before the batch; the batch's
+        INSERT ... SELECTs see them after it. Every member who joined in the
+        batch therefore gets explicit actions: their own (evaluated alone) for
+        the events after their join, none for the events before it.
+        """
         if not evaluations:
             return evaluations
         before = evaluations[0].members
@@ -471,8 +453,8 @@ class UnreadCounts:
                 actions = own.get((user_id, i), NO_ACTIONS)
                 if actions.key != e.result.base.key:
                     overrides[user_id] = actions
-            out.append(_BatchJoinEvaluation(e.event, BulkResult(e.result.base, overrides, e.event.sender),
-                                            e.members | member_at[i], e.extra))
+            out.append(EventEvaluation(e.event, BulkResult(e.result.base, overrides, e.event.sender),
+                                       e.members | member_at[i], dict(e.extra)))
         return out
 
     def _is_local(self, user_id: str) -> bool:
