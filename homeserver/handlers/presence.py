@@ -43,6 +43,7 @@ from homeserver.storage.stores.users import UserStore
 from homeserver.streams.change_cache import StreamChangeCache
 from homeserver.streams.ids import StreamIdGenerator
 from homeserver.streams.notifier import Notifier
+from homeserver.streams.waker import FrontierWaker
 from homeserver.util.clock import Clock
 from homeserver.util.ratelimit import Ratelimiter
 from homeserver.util.tasks import run_in_background
@@ -92,7 +93,6 @@ class PresenceHandler:
         self._ids = stream_ids
         self._members = members
         self._users = users
-        self._notifier = notifier
         self._clock = clock
         self._server_name = server_name
         self._limiter = limiter
@@ -102,8 +102,8 @@ class PresenceHandler:
         # Users whose presence changed, by position: an incremental sync with
         # no change since its token skips the query.
         self.changes = StreamChangeCache("presence", stream_ids.get_current())
-        self._pending: list[tuple[int, str]] = []
-        stream_ids.add_listener(self._on_stream_advanced)
+        # Wakes the user and everyone who shares a room once a change is below the frontier.
+        self._waker = FrontierWaker(stream_ids, notifier, rooms_of_users=self._rooms_of)
 
     # ------------------------------------------------------------ client API
     async def set_presence(self, requester: Requester, user_id: str, state: str, status_msg: str | None) -> None:
@@ -320,23 +320,12 @@ class PresenceHandler:
             await self._store.upsert_presence(row, stream_id)
         finally:
             self.changes.entity_changed(row.user_id, stream_id)
-            self._pending.append((stream_id, row.user_id))
+            self._waker.add(stream_id, (row.user_id,))
             self._ids.finish(stream_id)
         self._schedule(local)
 
-    def _on_stream_advanced(self, current: int) -> None:
-        if not self._pending:
-            return
-        ready = [p for p in self._pending if p[0] <= current]
-        if not ready:
-            return
-        self._pending = [p for p in self._pending if p[0] > current]
-        run_in_background("presence_wake", self._wake, {user_id for _, user_id in ready})
-
-    async def _wake(self, user_ids: set[str]) -> None:
-        self._notifier.on_user_change(user_ids)
+    async def _rooms_of(self, user_ids: set[str]) -> set[str]:
         rooms: set[str] = set()
         for user_id in user_ids:
             rooms.update(await self._members.get_rooms_for_user(user_id))
-        for room_id in rooms:
-            self._notifier.on_new_room_ephemeral(room_id)
+        return rooms
