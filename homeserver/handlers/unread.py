@@ -552,7 +552,6 @@ class UnreadCounts:
                     out[room_id] = got
         return out
 
-    async def get_counts(self, user_id: str, room_ids: Sequence[str] | None, since: int | None, upto: int
-                         ) -> tuple[dict[str, dict[str, Counts]], set[str]]:
-        """See `PushSummaryStore.get_counts` (no cache)."""
-        return await self._store.get_counts(user_id, room_ids, since, upto)
+    async def get_rooms_with_changes(self, user_id: str, since: int, upto: int) -> set[str]:
+        """See `PushSummaryStore.get_rooms_with_changes` (no cache)."""
+        return await self._store.get_rooms_with_changes(user_id, since, upto)

@@ -53,11 +53,11 @@ class UnreadSyncExtension:
             events_changed = self._room_changes.get_entities_changed(ctx.joined_room_ids, since.events)
             receipts_moved = (since.receipts < ctx.now.receipts
                               and self._read_changes.has_entity_changed(user_id, since.receipts))
-            if not in_response and not events_changed and not receipts_moved:
+            if not in_response and events_changed == set() and not receipts_moved:
                 return
             if events_changed is None:
                 # The change cache does not reach back to the token: ask the table.
-                _, changed = await self._unread.get_counts(user_id, [], since.events, ctx.now.events)
+                changed = await self._unread.get_rooms_with_changes(user_id, since.events, ctx.now.events)
             else:
                 changed = set(events_changed)  # rooms with new events (filtered out of the timeline too)
             if receipts_moved:

@@ -158,3 +158,21 @@ def test_a_membership_change_stored_without_the_counting_stage_drops_the_entry(h
                         [dataclasses.replace(s, prepare=broken) if s.name == "unread_counts" else s for s in stages])
     assert hs.request("POST", C + f"/rooms/{room_id}/leave", {}, tb).status == 200
     assert unread_counts.cache.get(bob, room_id) is None
+
+
+def test_counts_moved_behind_a_token_older_than_the_change_cache_come_from_the_table(tmp_path):
+    """After a restart the events change cache starts at the current position: for an
+    older token the rooms whose counts moved are asked of the table. The message is
+    filtered out of the timeline, so only that query puts the room in the response."""
+    from tests.inprocess.harness import InProcessServer
+
+    first = InProcessServer(tmp_path)
+    (alice, ta), (bob, tb), room_id = alice_and_bob(first)
+    flt = {"room": {"timeline": {"not_types": ["m.room.message"]}}}
+    token = sync(first, tb, flt=flt)["next_batch"]
+    send(first, ta, room_id, "while bob is away")
+    first.hs.db.close()
+
+    second = InProcessServer(tmp_path)  # a restart: fresh caches
+    body = sync(second, tb, token, flt=flt)
+    assert unread(body, room_id) == {"notification_count": 1, "highlight_count": 0}

@@ -184,39 +184,15 @@ class PushSummaryStore:
 
         return await self._db.run_txn("push_summary_tail", _txn)
 
-    async def get_counts(self, user_id: str, room_ids: Sequence[str] | None, since: int | None, upto: int
-                         ) -> tuple[dict[str, dict[str, Counts]], set[str]]:
-        """The user's counts, and the rooms whose counts moved in (since, upto].
-
-        Args:
-            room_ids: rooms wanted in any case; None: every room with counts.
-            since: with ``room_ids``, also return rooms whose rows changed after it.
-
-        Returns:
-            (room -> thread -> counts, rooms changed in (since, upto]).
-        """
-        def _txn(txn: Txn) -> tuple[dict[str, dict[str, Counts]], set[str]]:
-            out: dict[str, dict[str, Counts]] = {}
-            sql = "SELECT room_id, thread_id, notif_count, highlight_count FROM event_push_summary WHERE user_id = ?"
-            changed: set[str] = set()
-            if room_ids is None:
-                txn.execute(sql, (user_id,))
-                rows = txn.fetchall()
-            else:
-                if since is not None and since < upto:
-                    txn.execute("SELECT DISTINCT room_id FROM event_push_summary WHERE user_id = ?"
-                                " AND stream_ordering > ? AND stream_ordering <= ?", (user_id, since, upto))
-                    changed = {r[0] for r in txn.fetchall()}
-                wanted = sorted(set(room_ids) | changed)
-                rows = []
-                for chunk in _chunks(wanted):
-                    txn.execute(sql + f" AND room_id IN ({','.join('?' * len(chunk))})", [user_id, *chunk])
-                    rows.extend(txn.fetchall())
-            for room_id, thread_id, notif, highlight in rows:
-                out.setdefault(room_id, {})[thread_id] = (int(notif), int(highlight))
-            return out, changed
-
-        return await self._db.run_txn("push_summary_counts", _txn)
+    async def get_rooms_with_changes(self, user_id: str, since: int, upto: int) -> set[str]:
+        """Rooms whose counts for the user moved in (since, upto] (by the rows' stream_ordering)."""
+        if since >= upto:
+            return set()
+        rows = await self._db.execute(
+            "push_summary_changed_rooms",
+            "SELECT DISTINCT room_id FROM event_push_summary WHERE user_id = ?"
+            " AND stream_ordering > ? AND stream_ordering <= ?", user_id, since, upto)
+        return {r[0] for r in rows}
 
     async def get_count_rows(self, user_id: str, room_ids: Sequence[str]
                              ) -> dict[str, dict[str, tuple[int, int, int]]]:
