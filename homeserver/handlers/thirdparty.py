@@ -16,7 +16,7 @@ to `ThirdPartyLookupHandler.providers`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from homeserver.errors import MatrixError
 
@@ -76,20 +76,20 @@ class ThirdPartyLookupHandler:
 
     async def query_locations(self, protocol: str | None, fields: dict[str, str]) -> list[dict[str, Any]]:
         """Third-party locations (portal rooms) from every provider; ``[]`` if none knows any."""
-        results: list[dict[str, Any]] = []
-        for provider in self.providers:
-            try:
-                results.extend(await provider.query_location(protocol, fields))
-            except Exception:
-                logger.warning("third-party provider %r failed a location lookup", provider, exc_info=True)
-        return results
+        return await self._from_every_provider("location", lambda p: p.query_location(protocol, fields))
 
     async def query_users(self, protocol: str | None, fields: dict[str, str]) -> list[dict[str, Any]]:
         """Third-party users from every provider; ``[]`` if none knows any."""
+        return await self._from_every_provider("user", lambda p: p.query_user(protocol, fields))
+
+    async def _from_every_provider(
+            self, what: str, lookup: Callable[[ThirdPartyProvider], Awaitable[list[dict[str, Any]]]],
+    ) -> list[dict[str, Any]]:
+        """Every provider's answers to ``lookup``, together; one that fails is logged and skipped."""
         results: list[dict[str, Any]] = []
         for provider in self.providers:
             try:
-                results.extend(await provider.query_user(protocol, fields))
+                results.extend(await lookup(provider))
             except Exception:
-                logger.warning("third-party provider %r failed a user lookup", provider, exc_info=True)
+                logger.warning("third-party provider %r failed a %s lookup", provider, what, exc_info=True)
         return results
